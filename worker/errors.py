@@ -1,0 +1,133 @@
+"""Every error herald raises on purpose, in one tree.
+
+    HeraldError
+    ├── InvalidInput              a producer's request breaks a rule; nothing was stored or queued
+    ├── JobNotFound               no job has that id
+    ├── JobNotCancellable         the job already reached the vendor
+    ├── CallbackRejected          a vendor push failed authentication
+    ├── ReportFormatError         a vendor report or push could not be parsed
+    ├── ConfigurationError        a vendor or product is used without its settings
+    └── VendorError               a vendor call did not end in a submission
+        ├── NotSent               the vendor provably did not take the message: safe to send again
+        │   ├── TransientError        a passing fault (connect error, 429/503, explicit retry reply)
+        │   │   └── UnknownReply      a reply no document lists: retried on a small budget
+        │   ├── RateLimited           too soon for this number: defer, do not count as an error
+        │   ├── QuotaExceeded         a daily cap (per number or per account) is used up
+        │   ├── RecipientRejected     this number can never receive it
+        │   ├── MessageRejected       the content or template is refused
+        │   └── VendorBlocked         credentials, balance, locked, IP: stop using the vendor
+        └── AmbiguousOutcome      the request may have been taken (read timeout, 5xx, reset):
+                                  never resent by default, settled by reports
+
+The `VendorError` leaves are DESIGN contract 4's classes. Each vendor module maps every
+documented reply to one of them; tasks decide what to do from the class alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+class HeraldError(Exception):
+    """Root of every error herald raises on purpose."""
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One broken rule: which field (dotted path) and what the rule is."""
+
+    field: str
+    rule: str
+
+
+class InvalidInput(HeraldError, ValueError):
+    """A producer's request breaks one or more rules. Nothing was stored or queued."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p.field}: {p.rule}" for p in problems))
+
+
+class JobNotFound(HeraldError, LookupError):
+    """No job has that id."""
+
+
+class JobNotCancellable(HeraldError):
+    """Every recipient of the job has already been handed to the vendor, or is final."""
+
+
+class CallbackRejected(HeraldError):
+    """A vendor push failed authentication (wrong token, bad signature, stale timestamp)."""
+
+
+class ReportFormatError(HeraldError, ValueError):
+    """A vendor report or push does not follow its documented format."""
+
+
+class ConfigurationError(HeraldError):
+    """A vendor or product is used without the settings it needs."""
+
+
+class VendorError(HeraldError):
+    """A vendor call did not end in a submission.
+
+    `reply` is the vendor's own words (or the transport failure), kept verbatim for operators;
+    it never contains a credential because adapters build it from the reply, not the request.
+    """
+
+    def __init__(self, vendor: str, reply: str) -> None:
+        self.vendor = vendor
+        self.reply = reply
+        super().__init__(f"{vendor}: {reply}")
+
+
+class NotSent(VendorError):
+    """The vendor provably did not take the message, so sending it again cannot duplicate it."""
+
+
+class TransientError(NotSent):
+    """A passing fault: retry with exponential backoff and jitter.
+
+    `retry_after_s` is the vendor's own hint (HTTP Retry-After), when it gave one.
+    """
+
+    def __init__(self, vendor: str, reply: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(vendor, reply)
+        self.retry_after_s = retry_after_s
+
+
+class UnknownReply(TransientError):
+    """A reply that no vendor document lists: logged verbatim, retried on a small budget."""
+
+
+class RateLimited(NotSent):
+    """Too soon for this number (the one-per-minute rule): defer, without counting an error."""
+
+    def __init__(self, vendor: str, reply: str, *, retry_after_s: float) -> None:
+        super().__init__(vendor, reply)
+        self.retry_after_s = retry_after_s
+
+
+class QuotaExceeded(NotSent):
+    """A daily cap is used up, for one number or for the whole account."""
+
+    def __init__(self, vendor: str, reply: str, *, scope: Literal["number", "account"]) -> None:
+        super().__init__(vendor, reply)
+        self.scope = scope
+
+
+class RecipientRejected(NotSent):
+    """This number can never receive the message (malformed, blacklisted)."""
+
+
+class MessageRejected(NotSent):
+    """The content or template is refused; sending it again would fail the same way."""
+
+
+class VendorBlocked(NotSent):
+    """The account cannot send at all (credentials, balance, locked, IP): stop, alert, fail over."""
+
+
+class AmbiguousOutcome(VendorError):
+    """The request may have reached the vendor: mark `unknown`, never resend by default."""

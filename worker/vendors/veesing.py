@@ -1,0 +1,264 @@
+"""Veesing (中昱维信) SMS group send: `smsApi/group`, its balance, and its pushes.
+
+Read beside ../shared/seeds/001_01c549922083414d.txt. Every reply is JSON
+`{"returnStatus", "message", "remainPoint", "taskId", "successCounts"}`; success is
+`returnStatus == "1 "` (with a trailing space in the document, so it is compared stripped) and a
+failure is `"0"` whose Chinese `message` carries the reason. `VEESING_MESSAGES` maps every
+documented message to an error class; the MMS and voice products of the same vendor answer in the
+same shape and reuse `parse_reply`.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+
+from worker.errors import (
+    MessageRejected,
+    NotSent,
+    QuotaExceeded,
+    RateLimited,
+    RecipientRejected,
+    ReportFormatError,
+    TransientError,
+    UnknownReply,
+    VendorBlocked,
+)
+from worker.vendors.clock import SHANGHAI, parse_vendor_time
+from worker.vendors.transport import exchange
+
+VENDOR = "veesing"
+SMS_GROUP_PATH = "/smsApi/group"
+SMS_BALANCE_PATH = "/smsApi/group/getBalance"
+SEND_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+ONE_MINUTE_S = 60.0
+
+
+def _rate_limited(reply: str) -> NotSent:
+    return RateLimited(VENDOR, reply, retry_after_s=ONE_MINUTE_S)
+
+
+def _number_quota(reply: str) -> NotSent:
+    return QuotaExceeded(VENDOR, reply, scope="number")
+
+
+def _account_quota(reply: str) -> NotSent:
+    return QuotaExceeded(VENDOR, reply, scope="account")
+
+
+def _blocked(reply: str) -> NotSent:
+    return VendorBlocked(VENDOR, reply)
+
+
+def _message(reply: str) -> NotSent:
+    return MessageRejected(VENDOR, reply)
+
+
+def _recipient(reply: str) -> NotSent:
+    return RecipientRejected(VENDOR, reply)
+
+
+def _transient(reply: str) -> NotSent:
+    return TransientError(VENDOR, reply)
+
+
+VEESING_MESSAGES: Mapping[str, Callable[[str], NotSent]] = {
+    "账号或密码错误": _blocked,
+    "缺少参数": _message,
+    "参数错误": _message,
+    "模板不存在或者未通过": _message,
+    "模板id格式不正确": _message,
+    "您的账户已被锁定,请联系您的专属客服": _blocked,
+    "余额不足": _blocked,
+    "手机号码格式不正确": _recipient,
+    "该号码今日发送次数已达上限": _number_quota,
+    "相同手机号码一分钟之内只可发送一次": _rate_limited,
+    "当日发送量已超出最大发送限制": _account_quota,
+    "未知原因,请联系客服": _transient,
+    "IP受限": _blocked,
+}
+"""Every failure message in the SMS document (status code 0) and the class it raises.
+
+Keys are NFKC-normalised (full-width commas become ASCII) and stripped, as `normalise_message`
+does to the vendor's reply before the lookup.
+"""
+
+
+def normalise_message(message: str) -> str:
+    return unicodedata.normalize("NFKC", message).strip()
+
+
+@dataclass(frozen=True)
+class VeesingReply:
+    """A successful reply. Fields the product leaves null are None."""
+
+    message: str
+    task_id: str | None
+    remain_point: int | None
+    success_counts: int | None
+
+
+@dataclass(frozen=True)
+class VeesingCredentials:
+    app_id: str
+    app_key: str = field(repr=False)
+
+    def form(self) -> dict[str, str]:
+        return {"appId": self.app_id, "appKey": self.app_key}
+
+
+def parse_reply(body: bytes) -> VeesingReply:
+    """Parse a Veesing JSON reply; raise the mapped `NotSent` class for `returnStatus` "0".
+
+    A body that is not the documented JSON, or a message no document lists, is `UnknownReply`
+    with the body kept verbatim (truncated) for the operator.
+    """
+    text = body.decode("utf-8", errors="replace")
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError:
+        raise UnknownReply(VENDOR, f"not JSON: {text[:200]!r}") from None
+    if not isinstance(payload, dict) or "returnStatus" not in payload:
+        raise UnknownReply(VENDOR, f"no returnStatus: {text[:200]!r}")
+    status = str(payload["returnStatus"]).strip()
+    message = normalise_message(str(payload.get("message") or ""))
+    if status == "1":
+        return VeesingReply(
+            message=message,
+            task_id=_optional_str(payload.get("taskId")),
+            remain_point=_optional_int(payload.get("remainPoint")),
+            success_counts=_optional_int(payload.get("successCounts")),
+        )
+    if status == "0":
+        raise_error = VEESING_MESSAGES.get(message)
+        if raise_error is None:
+            raise UnknownReply(VENDOR, f"returnStatus 0: {message!r}")
+        raise raise_error(message)
+    raise UnknownReply(VENDOR, f"returnStatus {status!r}: {message!r}")
+
+
+def _optional_str(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _optional_int(value: object) -> int | None:
+    text = _optional_str(value)
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise UnknownReply(VENDOR, f"not a whole number: {text!r}") from None
+
+
+@dataclass(frozen=True)
+class GroupSubmission:
+    """The vendor took the batch: `task_id` names it in every receipt and reply push."""
+
+    task_id: str
+    success_counts: int | None
+    remain_point: int | None
+
+
+@dataclass(frozen=True)
+class Balance:
+    remain_point: int | None
+
+
+class VeesingSms:
+    """The SMS product at vip.veesing.com (setting HERALD_VEESING_SMS_BASE)."""
+
+    def __init__(
+        self, client: httpx.Client, base_url: str, credentials: VeesingCredentials
+    ) -> None:
+        self._client = client
+        self._base_url = base_url.rstrip("/")
+        self._credentials = credentials
+
+    def send_group(
+        self, phones: Sequence[str], content: str, *, send_time: datetime | None = None
+    ) -> GroupSubmission:
+        """Send one content to many phones in one call (`smsApi/group`)."""
+        form = self._credentials.form() | {"phone": ",".join(phones), "content": content}
+        if send_time is not None:
+            form["sendTime"] = send_time.astimezone(SHANGHAI).strftime(SEND_TIME_FORMAT)
+        response = exchange(
+            self._client, VENDOR, "POST", self._base_url + SMS_GROUP_PATH, data=form
+        )
+        reply = parse_reply(response.content)
+        if reply.task_id is None:
+            raise UnknownReply(VENDOR, "success without taskId")
+        return GroupSubmission(reply.task_id, reply.success_counts, reply.remain_point)
+
+    def balance(self) -> Balance:
+        """Messages left on the account (`smsApi/group/getBalance`)."""
+        response = exchange(
+            self._client,
+            VENDOR,
+            "POST",
+            self._base_url + SMS_BALANCE_PATH,
+            data=self._credentials.form(),
+        )
+        return Balance(parse_reply(response.content).remain_point)
+
+
+@dataclass(frozen=True)
+class SmsReceipt:
+    """A delivery receipt push: `delivered` is the document's status 1, `code` the carrier's."""
+
+    mobile: str
+    task_id: str
+    delivered: bool
+    code: str | None
+    receive_time: datetime | None
+
+
+@dataclass(frozen=True)
+class SmsReply:
+    """A reply (MO) push: what the handset's owner wrote back."""
+
+    mobile: str
+    task_id: str | None
+    content: str
+    receive_time: datetime | None
+
+
+def parse_push(form: Mapping[str, str]) -> SmsReceipt | SmsReply:
+    """Parse one receipt or reply push (section 2 of the document): reply pushes carry `content`.
+
+    Raises `ReportFormatError` naming the missing or malformed field.
+    """
+    mobile = _required(form, "mobile")
+    receive_time = parse_vendor_time(form.get("receivetime"), field="receivetime")
+    if "content" in form:
+        return SmsReply(
+            mobile=mobile,
+            task_id=_optional_str(form.get("taskid")),
+            content=form["content"],
+            receive_time=receive_time,
+        )
+    status = _required(form, "status")
+    if status not in ("0", "1"):
+        raise ReportFormatError(f"status must be 1 or 0, got {status!r}")
+    return SmsReceipt(
+        mobile=mobile,
+        task_id=_required(form, "taskid"),
+        delivered=status == "1",
+        code=_optional_str(form.get("code")),
+        receive_time=receive_time,
+    )
+
+
+def _required(form: Mapping[str, str], name: str) -> str:
+    value = (form.get(name) or "").strip()
+    if not value:
+        raise ReportFormatError(f"{name} is missing")
+    return value
