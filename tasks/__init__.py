@@ -1,0 +1,1 @@
+"""Celery tasks: the only place where the store, the limits and the vendor adapters meet."""

@@ -1,0 +1,70 @@
+"""Beat's housekeeping: release what is due, and recover what a crash or a lost message left.
+
+- `herald.release_due`: scheduled and deferred recipients whose time has come → queued, and
+  their jobs enqueued (the only way a wait ends: no Celery countdowns).
+- `herald.sweep`: jobs whose queued recipients were enqueued long ago are enqueued again (Redis
+  may have lost the task; the claim makes a duplicate harmless); recipients `sending` for longer
+  than any task can run become `unknown` (never resent: the call may have reached the vendor);
+  pushes not yet applied are applied again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlmodel import col, select
+
+from tasks.pushes import apply_stored_push
+from worker.app import app
+from worker.producer import enqueue_send
+from worker.settings import get_settings
+from worker.store import (
+    VendorPush,
+    expire_stale_sending,
+    mark_enqueued,
+    release_due,
+    session_scope,
+    stale_queued_jobs,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+UNMATCHED_PUSH_WINDOW = timedelta(days=3)
+PUSHES_PER_SWEEP = 500
+
+
+@app.task(name="herald.release_due")
+def release_due_task() -> int:
+    with session_scope() as session:
+        job_ids = release_due(session, now=utcnow())
+    for job_id in job_ids:
+        enqueue_send(job_id)
+    return len(job_ids)
+
+
+@app.task(name="herald.sweep")
+def sweep() -> dict[str, int]:
+    settings = get_settings()
+    now = utcnow()
+    with session_scope() as session:
+        lost = expire_stale_sending(session, now=now, older_than_s=settings.sending_timeout_s)
+        stale = stale_queued_jobs(session, now=now, older_than_s=settings.requeue_after_s)
+        mark_enqueued(session, job_ids=stale, now=now)
+    if lost:
+        log.error("%d recipients were left sending by a stopped worker: now unknown", len(lost))
+    for job_id in stale:
+        enqueue_send(job_id)
+    with session_scope() as session:
+        pending = session.exec(
+            select(VendorPush)
+            .where(
+                col(VendorPush.applied_at).is_(None),
+                col(VendorPush.received_at) >= now - UNMATCHED_PUSH_WINDOW,
+            )
+            .order_by(col(VendorPush.id))
+            .limit(PUSHES_PER_SWEEP)
+        )
+        outcomes = [apply_stored_push(session, push=push, now=now) for push in pending]
+    return {"unknown": len(lost), "requeued": len(stale), "pushes": len(outcomes)}

@@ -1,0 +1,191 @@
+"""The send task: store → vendor → store, one batch of recipients at a time.
+
+Each batch is claimed in the store (queued → sending, committed) before the vendor is called,
+and settled after it by the class of what happened (worker.errors):
+
+    accepted                → submitted, with the vendor's batch reference
+    RateLimited             → deferred to when the number frees; not an error
+    QuotaExceeded           → deferred to the vendor's next day (Asia/Shanghai)
+    Recipient/MessageRejected → failed, with the vendor's words
+    TransientError, VendorBlocked, ConfigurationError
+                            → deferred with backoff, counted against the job's error budget,
+                              failed when it is spent
+    AmbiguousOutcome        → unknown (or deferred, with HERALD_RESEND_AMBIGUOUS)
+
+No wait is a Celery countdown: deferred recipients carry `not_before` in the store and beat's
+`herald.release_due` enqueues them again, so no message sits in Redis past its visibility timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import col
+
+from tasks.vendors import sms_sender
+from worker.app import app
+from worker.errors import (
+    AmbiguousOutcome,
+    ConfigurationError,
+    MessageRejected,
+    QuotaExceeded,
+    RateLimited,
+    RecipientRejected,
+    TransientError,
+    UnknownReply,
+    VendorBlocked,
+    VendorError,
+)
+from worker.retry import backoff_s
+from worker.settings import get_settings
+from worker.store import (
+    UNSENT,
+    Delivery,
+    DeliveryStatus,
+    Job,
+    claim_for_sending,
+    count_error_attempt,
+    get_job,
+    ids_in,
+    move_deliveries,
+    session_scope,
+    utcnow,
+)
+from worker.vendors.clock import SHANGHAI
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name="herald.send_job", max_retries=None)
+def send_job(job_id: str) -> str:
+    """Send every queued recipient of one job. The argument is the job id and nothing else."""
+    return deliver_job(job_id)
+
+
+def deliver_job(job_id: str) -> str:
+    settings = get_settings()
+    with session_scope() as session:
+        job = get_job(session, job_id=job_id)
+        if job is None:
+            log.error("send_job: no job %s in the store", job_id)
+            return "missing"
+        if job.expires_at is not None and job.expires_at <= utcnow():
+            expired = move_deliveries(
+                session,
+                where=col(Delivery.job_id) == job_id,
+                from_statuses=UNSENT,
+                to=DeliveryStatus.FAILED,
+                now=utcnow(),
+                detail="expired",
+                last_error="expired",
+            )
+            return f"expired {len(expired)}"
+    batches = 0
+    while True:
+        with session_scope() as session:
+            batch = claim_for_sending(
+                session, job_id=job_id, now=utcnow(), limit=settings.batch_size
+            )
+        if not batch:
+            return f"sent {batches} batches"
+        settle(job, batch, call_vendor(job, batch))
+        batches += 1
+
+
+@dataclass(frozen=True)
+class Accepted:
+    vendor_ref: str
+
+
+def call_vendor(job: Job, batch: Sequence[Delivery]) -> Accepted | VendorError | ConfigurationError:
+    """One vendor call; its outcome as a value, so that settling it is a separate step."""
+    try:
+        send = sms_sender(job.vendor)
+        return Accepted(send([d.phone for d in batch], job.content))
+    except (VendorError, ConfigurationError) as exc:
+        return exc
+
+
+def settle(job: Job, batch: Sequence[Delivery], outcome: Accepted | Exception) -> None:
+    now = utcnow()
+    ids = [d.id for d in batch if d.id is not None]
+    with session_scope() as session:
+
+        def move(to: DeliveryStatus, detail: str, **values: object) -> None:
+            move_deliveries(
+                session,
+                where=ids_in(ids),
+                from_statuses=[DeliveryStatus.SENDING],
+                to=to,
+                now=now,
+                detail=detail,
+                **values,
+            )
+
+        def defer(wait_s: float, reason: str) -> None:
+            move(
+                DeliveryStatus.DEFERRED,
+                reason,
+                not_before=now + timedelta(seconds=wait_s),
+                last_error=reason,
+            )
+
+        match outcome:
+            case Accepted(vendor_ref=ref):
+                move(
+                    DeliveryStatus.SUBMITTED,
+                    f"vendor ref {ref}",
+                    vendor_ref=ref,
+                    submitted_at=now,
+                    last_error=None,
+                )
+            case RateLimited(retry_after_s=wait_s):
+                defer(wait_s, str(outcome))
+            case QuotaExceeded():
+                defer(seconds_to_next_vendor_day(now), str(outcome))
+            case RecipientRejected() | MessageRejected():
+                move(DeliveryStatus.FAILED, str(outcome), last_error=str(outcome))
+            case AmbiguousOutcome():
+                if get_settings().resend_ambiguous:
+                    defer(0, f"{outcome} (resending: HERALD_RESEND_AMBIGUOUS)")
+                else:
+                    move(DeliveryStatus.UNKNOWN, str(outcome), last_error=str(outcome))
+            case TransientError() | VendorBlocked() | ConfigurationError():
+                attempts = count_error_attempt(session, job_id=job.id)
+                budget = error_budget(outcome)
+                if isinstance(outcome, (VendorBlocked, ConfigurationError)):
+                    log.error("vendor %s cannot send: %s", job.vendor, outcome)
+                if attempts >= budget:
+                    reason = f"{outcome} (gave up after {attempts} attempts)"
+                    move(DeliveryStatus.FAILED, reason, last_error=reason)
+                else:
+                    defer(retry_delay_s(outcome, attempts), f"{outcome} (attempt {attempts})")
+            case _:
+                raise TypeError(f"unexpected send outcome {outcome!r}")
+
+
+def error_budget(error: Exception) -> int:
+    settings = get_settings()
+    if isinstance(error, UnknownReply):
+        log.warning("undocumented vendor reply, kept verbatim: %s", error)
+        return settings.unknown_reply_attempts
+    return settings.max_error_attempts
+
+
+def retry_delay_s(error: Exception, attempt: int) -> float:
+    settings = get_settings()
+    if isinstance(error, (VendorBlocked, ConfigurationError)):
+        return settings.vendor_blocked_cooldown_s
+    hinted = error.retry_after_s if isinstance(error, TransientError) else None
+    drawn = backoff_s(attempt, base_s=settings.retry_base_s, cap_s=settings.retry_max_s)
+    return max(hinted or 0.0, drawn)
+
+
+def seconds_to_next_vendor_day(now: datetime) -> float:
+    """Seconds until 00:00 Asia/Shanghai, when the vendors' daily caps start again."""
+    local = now.astimezone(SHANGHAI)
+    midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (midnight - local).total_seconds()

@@ -1,0 +1,195 @@
+"""HTTP API: the producers' endpoints and the vendors' push callbacks.
+
+Run it with `uvicorn worker.api:api` (or `herald up`). Pushes are stored as received, then
+applied by a worker (`herald.apply_push`), so a push is never lost to a worker that is down.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from worker.errors import InvalidInput
+from worker.messages import SmsRequest
+from worker.producer import Accepted, submit_sms
+from worker.settings import get_settings
+from worker.store import (
+    JobStatus,
+    cancel_job,
+    create_tables,
+    deliveries_of,
+    get_job,
+    job_status,
+    record_push,
+    session_scope,
+    utcnow,
+)
+
+APPLY_PUSH_TASK = "herald.apply_push"
+CALLBACK_TOKEN_IN_PATH = re.compile(r"(/callbacks/[^/\s]+/[^/\s]+/)[^/\s?\"]+")
+
+log = logging.getLogger(__name__)
+
+
+class RedactCallbackTokens(logging.Filter):
+    """Access logs print request paths; the Veesing push paths end in the callback secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                CALLBACK_TOKEN_IN_PATH.sub(r"\1***", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        return True
+
+
+logging.getLogger("uvicorn.access").addFilter(RedactCallbackTokens())
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    await run_in_threadpool(create_tables)
+    yield
+
+
+api = FastAPI(
+    lifespan=lifespan,
+    title="herald",
+    summary="Accepts SMS jobs durably and follows each recipient to its delivery report.",
+    version="0.1.0",
+)
+
+
+@api.exception_handler(InvalidInput)
+def _invalid_input(_request: Request, exc: InvalidInput) -> JSONResponse:
+    detail = [
+        {"loc": ["body", *p.field.split(".")], "msg": p.rule, "type": "value_error"}
+        for p in exc.problems
+    ]
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+class JobAccepted(BaseModel):
+    id: str
+    status: JobStatus
+
+
+class RecipientPublic(BaseModel):
+    phone: str
+    status: str
+    vendor_status: str | None
+    vendor_ref: str | None
+    submitted_at: datetime | None
+    reported_at: datetime | None
+    last_error: str | None
+
+
+class JobPublic(BaseModel):
+    id: str
+    channel: str
+    vendor: str
+    status: JobStatus
+    content: str
+    created_at: datetime
+    send_at: datetime | None
+    expires_at: datetime | None
+    recipients: list[RecipientPublic]
+
+
+def accepted_response(accepted: Accepted) -> JSONResponse:
+    body = JobAccepted(id=accepted.id, status=accepted.status).model_dump(mode="json")
+    headers = {} if accepted.created else {"Idempotent-Replayed": "true"}
+    return JSONResponse(body, status_code=status.HTTP_202_ACCEPTED, headers=headers)
+
+
+@api.post(
+    "/v1/sms",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobAccepted,
+    responses={422: {"description": "A field breaks a rule; nothing was stored."}},
+)
+def post_sms(request: SmsRequest) -> JSONResponse:
+    """Accept an SMS job. A repeated idempotency key answers the first job."""
+    return accepted_response(submit_sms(request))
+
+
+@api.get("/v1/messages/{job_id}", response_model=JobPublic)
+def get_message(job_id: str) -> JobPublic:
+    with session_scope() as session:
+        job = get_job(session, job_id=job_id)
+        if job is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
+        deliveries = deliveries_of(session, job_id=job_id)
+    return JobPublic(
+        id=job.id,
+        channel=job.channel,
+        vendor=job.vendor,
+        status=job_status(deliveries),
+        content=job.content,
+        created_at=job.created_at,
+        send_at=job.send_at,
+        expires_at=job.expires_at,
+        recipients=[RecipientPublic.model_validate(d, from_attributes=True) for d in deliveries],
+    )
+
+
+@api.post("/v1/messages/{job_id}/cancel", response_model=JobAccepted)
+def post_cancel(job_id: str) -> JobAccepted:
+    """Cancel every recipient not yet handed to the vendor; 409 when none is left to cancel."""
+    with session_scope() as session:
+        if get_job(session, job_id=job_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
+        cancelled = cancel_job(session, job_id=job_id, now=utcnow())
+        current = job_status(deliveries_of(session, job_id=job_id))
+    if not cancelled:
+        raise HTTPException(status.HTTP_409_CONFLICT, "no recipient is left to cancel")
+    return JobAccepted(id=job_id, status=current)
+
+
+@api.get("/healthz", response_class=PlainTextResponse)
+def healthz() -> str:
+    return "ok"
+
+
+def require_callback_token(token: str) -> None:
+    expected = get_settings().callback_token
+    if expected is None or not hmac.compare_digest(
+        token.encode(), expected.get_secret_value().encode()
+    ):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "bad callback token")
+
+
+@api.post(
+    "/callbacks/veesing/sms/{token}",
+    response_class=PlainTextResponse,
+    dependencies=[Depends(require_callback_token)],
+)
+async def veesing_sms_push(request: Request) -> str:
+    """A Veesing receipt or reply push (form-encoded), stored and then applied by a worker."""
+    form = await request.form()
+    payload = {key: str(value) for key, value in form.items()}
+    await run_in_threadpool(store_and_apply_push, "veesing", "sms", payload)
+    return "ok"
+
+
+def store_and_apply_push(vendor: str, kind: str, payload: dict[str, str]) -> int:
+    with session_scope() as session:
+        push = record_push(session, vendor=vendor, kind=kind, payload=payload, now=utcnow())
+        push_id = push.id
+    assert push_id is not None
+    from worker.app import app
+
+    try:
+        app.send_task(APPLY_PUSH_TASK, args=[push_id])
+    except Exception:  # the push is stored: the sweeper applies it when the broker is back
+        log.warning("could not enqueue push %s; the sweeper will apply it", push_id, exc_info=True)
+    return push_id

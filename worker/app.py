@@ -1,0 +1,72 @@
+"""The Celery app, configured for a delivery system on a Redis broker.
+
+Why each setting (see ../shared/CELERY-NOTES.md §2 and the Celery configuration reference):
+- late acks + reject on worker lost: a task whose worker dies is delivered again, and the store's
+  atomic claim makes the second run harmless;
+- one visibility timeout, set in every place Celery reads it (celery#7651), longer than any task
+  may run; no task is ever given a countdown or ETA (waits live in the store as `not_before` and
+  beat releases them), so none can outlive it;
+- prefetch 1: a worker holds no more unacked sends than it runs;
+- JSON only, and task arguments are job ids: no phone number or content reaches the broker,
+  Flower or the logs.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu.entity import Queue
+
+from worker.settings import get_settings
+
+SEND_QUEUE = "send"
+MAINTENANCE_QUEUE = "maintenance"
+TASK_MODULES = ["tasks.send", "tasks.pushes", "tasks.maintenance", "schedules"]
+"""Imported by name by workers and beat; `schedules` sets the beat schedule when imported."""
+
+
+def make_celery() -> Celery:
+    settings = get_settings()
+    celery = Celery("herald", include=TASK_MODULES)
+    transport_options = {
+        "visibility_timeout": settings.visibility_timeout_s,
+        "socket_keepalive": True,
+        "health_check_interval": 25,
+        "socket_timeout": 30,
+        "socket_connect_timeout": 5,
+    }
+    celery.conf.update(
+        broker_url=settings.redis_url,
+        broker_transport_options=transport_options,
+        result_backend_transport_options=transport_options,
+        visibility_timeout=settings.visibility_timeout_s,
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=settings.task_time_limit_s,
+        task_soft_time_limit=max(1, settings.task_time_limit_s - 30),
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_soft_shutdown_timeout=30,
+        worker_enable_soft_shutdown_on_idle=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_max_tasks_per_child=1000,
+        worker_hijack_root_logger=False,
+        task_default_queue=SEND_QUEUE,
+        task_queues=[Queue(SEND_QUEUE), Queue(MAINTENANCE_QUEUE)],
+        task_routes={
+            "herald.send_job": {"queue": SEND_QUEUE},
+            "herald.release_due": {"queue": MAINTENANCE_QUEUE},
+            "herald.sweep": {"queue": MAINTENANCE_QUEUE},
+            "herald.apply_push": {"queue": MAINTENANCE_QUEUE},
+        },
+        timezone="UTC",
+    )
+    return celery
+
+
+app = make_celery()

@@ -1,0 +1,124 @@
+"""All of herald's configuration, read from environment variables prefixed HERALD_.
+
+Every setting is documented in README.md ("Configuration"); each field's description says what it
+is for. Secrets are `SecretStr`, so they print as `**********` in reprs, logs and tracebacks.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SMS_VENDORS = ("veesing",)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HERALD_", extra="ignore")
+
+    # Where things live
+    data_dir: Path = Field(
+        Path(".herald"), description="Folder for the SQLite store, logs and a private Redis."
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (Redis).")
+    database_url: str = Field(
+        "", description="SQLAlchemy URL of the job store; empty = SQLite file in data_dir."
+    )
+
+    # Veesing (中昱维信)
+    veesing_sms_base: str = "https://vip.veesing.com"
+    veesing_cloud_base: str = "https://cloud.10658.com.cn"
+    veesing_app_id: str | None = None
+    veesing_app_key: SecretStr | None = None
+
+    # Chuangrui (創瑞)
+    chuangrui_url: str | None = None
+    chuangrui_name: str | None = None
+    chuangrui_pwd: SecretStr | None = None
+    chuangrui_sign: str | None = None
+    chuangrui_access_secret: SecretStr | None = None
+
+    # Meilian 5C (美联软通)
+    fivec_base: str = "http://m.5c.com.cn"
+    fivec_apikey: SecretStr | None = None
+    fivec_username: str | None = None
+    fivec_password: SecretStr | None = None
+
+    # Producers' rules
+    sms_signature: str | None = Field(
+        None, description="Signature added as 【...】 to SMS content that carries none."
+    )
+    sms_max_chars: int = Field(500, ge=1, description="Longest SMS content accepted.")
+    max_recipients: int = Field(1000, ge=1, description="Most recipients in one job.")
+    default_sms_vendor: str = "veesing"
+
+    # HTTP API and callbacks
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    callback_token: SecretStr | None = Field(
+        None, description="Secret path segment of the Veesing push URLs; unset = pushes refused."
+    )
+
+    # Delivery behaviour
+    batch_size: int = Field(100, ge=1, description="Most phones in one vendor call.")
+    max_error_attempts: int = Field(
+        6, ge=1, description="Vendor calls that may fail for a passing reason before `failed`."
+    )
+    unknown_reply_attempts: int = Field(
+        2, ge=1, description="Attempts allowed when a vendor answers something undocumented."
+    )
+    retry_base_s: float = Field(2.0, gt=0, description="First retry delay before jitter.")
+    retry_max_s: float = Field(300.0, gt=0, description="Longest retry delay.")
+    vendor_blocked_cooldown_s: float = Field(
+        300.0, gt=0, description="Wait after a vendor refuses the account (balance, lock, IP)."
+    )
+    resend_ambiguous: bool = Field(
+        False, description="Send again recipients whose first call may have reached the vendor."
+    )
+    http_connect_timeout_s: float = 5.0
+    http_read_timeout_s: float = 30.0
+
+    # Celery
+    visibility_timeout_s: int = Field(1800, description="Redis redelivery of unacked tasks.")
+    task_time_limit_s: int = Field(120, description="Hard limit of one task run.")
+    worker_concurrency: int = Field(4, ge=1)
+
+    # Beat schedule
+    release_interval_s: float = Field(2.0, gt=0, description="How often due sends are released.")
+    sweep_interval_s: float = Field(30.0, gt=0, description="How often stuck jobs are swept.")
+    requeue_after_s: float = Field(
+        300.0, gt=0, description="A queued recipient untouched this long is enqueued again."
+    )
+    sending_timeout_s: float = Field(
+        300.0, gt=0, description="A recipient `sending` this long becomes `unknown`."
+    )
+
+    # Local system (`herald up`)
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = 8100
+    flower_port: int = 5555
+    flower_basic_auth: SecretStr | None = Field(
+        None, description="user:password for Flower; unset = no auth (binds to 127.0.0.1)."
+    )
+
+    @property
+    def store_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'herald.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()
+
+
+def vendor_configured(vendor: str) -> bool:
+    """Whether the settings hold what `vendor`'s adapter needs to call it."""
+    settings = get_settings()
+    if vendor == "veesing":
+        return bool(settings.veesing_app_id and settings.veesing_app_key)
+    return False

@@ -1,0 +1,581 @@
+"""The job store: SQLModel tables and the only code that changes a delivery's status.
+
+A *job* is what a producer asked for (one content, many recipients); a *delivery* is one
+recipient of a job and carries the state machine below. Every status change goes through
+`move_deliveries`, a conditional UPDATE that also writes one `DeliveryEvent` per row it changed, so
+two processes racing for the same rows cannot both win and every change is on record.
+
+    scheduled ──► queued ──► sending ──► submitted ──► delivered / undelivered
+        │            ▲  │        │  │          │
+        │            │  ▼        │  └► unknown ─┘ (a report settles it)
+        │         deferred ◄─────┘
+        └──► cancelled (from scheduled, queued, deferred)      failed (from any unsent state)
+
+Works on SQLite (WAL, busy timeout) and PostgreSQL; all times are stored as UTC.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+
+from worker.settings import get_settings
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no offset, so it is added back)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware one")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _time_column(*, nullable: bool = True, index: bool = False) -> Any:
+    return sa.Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class Channel(StrEnum):
+    SMS = "sms"
+    MMS = "mms"
+    VOICE = "voice"
+
+
+class DeliveryStatus(StrEnum):
+    SCHEDULED = "scheduled"  # waits in the store for the job's send_at
+    QUEUED = "queued"  # sendable now; a send task for its job is in the broker
+    DEFERRED = "deferred"  # waits for not_before: a vendor limit, or a retry after a passing error
+    SENDING = "sending"  # claimed by a worker; the vendor call may be under way
+    SUBMITTED = "submitted"  # the vendor took it (vendor_ref set); waiting for its report
+    DELIVERED = "delivered"  # final: the handset received it (vendor report)
+    UNDELIVERED = "undelivered"  # final: the vendor reported failure (vendor_status kept)
+    FAILED = "failed"  # final: never taken by the vendor; last_error says why
+    UNKNOWN = "unknown"  # ambiguous: may have reached the vendor; not resent by default
+    CANCELLED = "cancelled"  # final: cancelled before it reached the vendor
+
+
+UNSENT = (
+    DeliveryStatus.SCHEDULED,
+    DeliveryStatus.QUEUED,
+    DeliveryStatus.DEFERRED,
+)
+FINAL = (
+    DeliveryStatus.DELIVERED,
+    DeliveryStatus.UNDELIVERED,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.CANCELLED,
+)
+REPORTABLE = (DeliveryStatus.SENDING, DeliveryStatus.SUBMITTED, DeliveryStatus.UNKNOWN)
+"""Statuses a vendor report may settle (a report can beat our own `submitted` commit)."""
+
+
+class JobStatus(StrEnum):
+    """A job's status, derived from its deliveries by `job_status`."""
+
+    SCHEDULED = "scheduled"  # every open recipient waits for send_at
+    QUEUED = "queued"  # some recipient waits to be sent
+    SUBMITTED = "submitted"  # all sent (or ambiguous); waiting for reports
+    COMPLETED = "completed"  # every recipient is final
+    CANCELLED = "cancelled"  # every recipient was cancelled
+
+
+class Job(SQLModel, table=True):
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, primary_key=True, max_length=32)
+    channel: Channel = Field(sa_type=sa.String(8))
+    vendor: str = Field(max_length=32)
+    content: str
+    idempotency_key: str | None = Field(default=None, unique=True, max_length=128)
+    send_at: datetime | None = Field(default=None, sa_column=_time_column())
+    expires_at: datetime | None = Field(default=None, sa_column=_time_column())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_time_column(nullable=False))
+    enqueued_at: datetime | None = Field(default=None, sa_column=_time_column())
+    error_attempts: int = 0
+
+
+class Delivery(SQLModel, table=True):
+    __table_args__ = (sa.Index("ix_delivery_report_key", "vendor", "vendor_ref", "phone"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="job.id", index=True, max_length=32)
+    phone: str = Field(max_length=20)
+    vendor: str = Field(max_length=32)
+    status: DeliveryStatus = Field(sa_type=sa.String(16), index=True)
+    vendor_ref: str | None = Field(default=None, max_length=64)
+    vendor_status: str | None = Field(default=None, max_length=64)
+    not_before: datetime | None = Field(default=None, sa_column=_time_column(index=True))
+    claimed_at: datetime | None = Field(default=None, sa_column=_time_column())
+    submitted_at: datetime | None = Field(default=None, sa_column=_time_column())
+    reported_at: datetime | None = Field(default=None, sa_column=_time_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_time_column(nullable=False))
+    last_error: str | None = None
+
+
+class DeliveryEvent(SQLModel, table=True):
+    """One status change of one delivery: the history operators read."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", index=True)
+    at: datetime = Field(default_factory=utcnow, sa_column=_time_column(nullable=False))
+    from_status: str = Field(max_length=16)
+    to_status: str = Field(max_length=16)
+    detail: str | None = None
+
+
+class VendorPush(SQLModel, table=True):
+    """A push from a vendor, stored as received before it is applied (DESIGN contract 5)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    vendor: str = Field(max_length=32)
+    kind: str = Field(max_length=16)
+    payload: dict[str, str] = Field(sa_type=sa.JSON)
+    received_at: datetime = Field(default_factory=utcnow, sa_column=_time_column(nullable=False))
+    applied_at: datetime | None = Field(default=None, sa_column=_time_column(index=True))
+    outcome: str | None = None
+
+
+class InboundMessage(SQLModel, table=True):
+    """A reply (MO) from a handset, pushed by a vendor."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    vendor: str = Field(max_length=32)
+    phone: str = Field(max_length=20, index=True)
+    content: str
+    vendor_ref: str | None = Field(default=None, max_length=64)
+    received_at: datetime | None = Field(default=None, sa_column=_time_column())
+    stored_at: datetime = Field(default_factory=utcnow, sa_column=_time_column(nullable=False))
+
+
+# --- engine and sessions -------------------------------------------------------------------
+
+_engine: Engine | None = None
+_engine_pid: int | None = None
+
+
+def get_engine() -> Engine:
+    """This process's engine, made on first use (never inherited across a fork)."""
+    global _engine, _engine_pid
+    if _engine is None or _engine_pid != os.getpid():
+        _engine = make_engine(get_settings().store_url)
+        _engine_pid = os.getpid()
+    return _engine
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_tables(engine: Engine | None = None) -> None:
+    SQLModel.metadata.create_all(engine or get_engine())
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session that commits when the block ends normally and rolls back otherwise."""
+    with Session(get_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A validated request, ready to store."""
+
+    channel: Channel
+    vendor: str
+    content: str
+    phones: Sequence[str]
+    send_at: datetime | None = None
+    expires_at: datetime | None = None
+    idempotency_key: str | None = None
+
+
+def create_job(session: Session, *, new: NewJob, now: datetime) -> tuple[Job, bool]:
+    """Store a job and its deliveries; return `(job, created)`.
+
+    With an idempotency key already used, returns the first job and `created=False`.
+    """
+    if new.idempotency_key is not None:
+        existing = job_by_idempotency_key(session, key=new.idempotency_key)
+        if existing is not None:
+            return existing, False
+    scheduled = new.send_at is not None and new.send_at > now
+    job = Job(
+        channel=new.channel,
+        vendor=new.vendor,
+        content=new.content,
+        idempotency_key=new.idempotency_key,
+        send_at=new.send_at,
+        expires_at=new.expires_at,
+        created_at=now,
+        enqueued_at=None if scheduled else now,
+    )
+    status = DeliveryStatus.SCHEDULED if scheduled else DeliveryStatus.QUEUED
+    session.add(job)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        assert new.idempotency_key is not None
+        existing = job_by_idempotency_key(session, key=new.idempotency_key)
+        if existing is None:
+            raise
+        return existing, False
+    session.add_all(
+        Delivery(
+            job_id=job.id,
+            phone=phone,
+            vendor=new.vendor,
+            status=status,
+            not_before=new.send_at if scheduled else None,
+            updated_at=now,
+        )
+        for phone in new.phones
+    )
+    return job, True
+
+
+def job_by_idempotency_key(session: Session, *, key: str) -> Job | None:
+    return session.exec(select(Job).where(Job.idempotency_key == key)).first()
+
+
+def get_job(session: Session, *, job_id: str) -> Job | None:
+    return session.get(Job, job_id)
+
+
+def deliveries_of(session: Session, *, job_id: str) -> list[Delivery]:
+    statement = select(Delivery).where(Delivery.job_id == job_id).order_by(col(Delivery.id))
+    return list(session.exec(statement))
+
+
+def events_of(session: Session, *, delivery_ids: Sequence[int]) -> list[DeliveryEvent]:
+    statement = (
+        select(DeliveryEvent)
+        .where(col(DeliveryEvent.delivery_id).in_(delivery_ids))
+        .order_by(col(DeliveryEvent.id))
+    )
+    return list(session.exec(statement))
+
+
+def job_status(deliveries: Iterable[Delivery]) -> JobStatus:
+    statuses = {d.status for d in deliveries}
+    open_statuses = statuses - set(FINAL)
+    if not open_statuses:
+        return (
+            JobStatus.CANCELLED if statuses == {DeliveryStatus.CANCELLED} else JobStatus.COMPLETED
+        )
+    if open_statuses == {DeliveryStatus.SCHEDULED}:
+        return JobStatus.SCHEDULED
+    if open_statuses & {DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING}:
+        return JobStatus.QUEUED
+    if DeliveryStatus.SCHEDULED in open_statuses:
+        return JobStatus.SCHEDULED
+    return JobStatus.SUBMITTED
+
+
+def mark_enqueued(session: Session, *, job_ids: Sequence[str], now: datetime) -> None:
+    if job_ids:
+        session.exec(sa.update(Job).where(col(Job.id).in_(job_ids)).values(enqueued_at=now))
+
+
+def count_error_attempt(session: Session, *, job_id: str) -> int:
+    """Add one failed vendor call to the job's error budget; return the new count."""
+    session.exec(
+        sa.update(Job)
+        .where(col(Job.id) == job_id)
+        .values(error_attempts=col(Job.error_attempts) + 1)
+    )
+    job = session.get(Job, job_id, populate_existing=True)
+    assert job is not None
+    return job.error_attempts
+
+
+# --- status changes ------------------------------------------------------------------------
+
+
+def move_deliveries(
+    session: Session,
+    *,
+    where: Any,
+    from_statuses: Iterable[DeliveryStatus],
+    to: DeliveryStatus,
+    now: datetime,
+    detail: str | None = None,
+    **values: Any,
+) -> list[int]:
+    """Move every delivery matching `where` and in one of `from_statuses` to `to`.
+
+    One conditional UPDATE per source status, so only rows still in that status change, and one
+    event row for each; returns the ids that changed. Two workers racing for the same rows: the
+    second changes nothing.
+    """
+    moved: list[int] = []
+    events: list[dict[str, Any]] = []
+    for source in from_statuses:
+        statement = (
+            sa.update(Delivery)
+            .where(where, col(Delivery.status) == source)
+            .values(status=to, updated_at=now, **values)
+            .returning(col(Delivery.id))
+        )
+        ids = [row[0] for row in session.exec(statement)]
+        moved.extend(ids)
+        events.extend(
+            {"delivery_id": i, "at": now, "from_status": source, "to_status": to, "detail": detail}
+            for i in ids
+        )
+    if events:
+        session.exec(sa.insert(DeliveryEvent), params=events)
+    return moved
+
+
+def claim_for_sending(
+    session: Session, *, job_id: str, now: datetime, limit: int
+) -> list[Delivery]:
+    """Claim up to `limit` of the job's queued deliveries for one vendor call (→ sending).
+
+    Returns only the rows this call moved: a concurrent claimer gets the others or none.
+    """
+    candidates = select(Delivery.id).where(
+        col(Delivery.job_id) == job_id, col(Delivery.status) == DeliveryStatus.QUEUED
+    )
+    ids = move_deliveries(
+        session,
+        where=col(Delivery.id).in_(candidates.order_by(col(Delivery.id)).limit(limit)),
+        from_statuses=[DeliveryStatus.QUEUED],
+        to=DeliveryStatus.SENDING,
+        now=now,
+        claimed_at=now,
+    )
+    if not ids:
+        return []
+    statement = select(Delivery).where(col(Delivery.id).in_(ids)).order_by(col(Delivery.id))
+    return list(session.exec(statement))
+
+
+def ids_in(ids: Sequence[int | None]) -> Any:
+    return col(Delivery.id).in_(ids)
+
+
+def release_due(session: Session, *, now: datetime, limit: int = 1000) -> list[str]:
+    """Move scheduled and deferred deliveries whose time has come to queued; return their jobs."""
+    statement = (
+        select(Delivery.id, Delivery.job_id)
+        .where(
+            col(Delivery.status).in_([DeliveryStatus.SCHEDULED, DeliveryStatus.DEFERRED]),
+            col(Delivery.not_before) <= now,
+        )
+        .limit(limit)
+    )
+    due = list(session.exec(statement))
+    if not due:
+        return []
+    moved = set(
+        move_deliveries(
+            session,
+            where=ids_in([delivery_id for delivery_id, _ in due]),
+            from_statuses=[DeliveryStatus.SCHEDULED, DeliveryStatus.DEFERRED],
+            to=DeliveryStatus.QUEUED,
+            now=now,
+            detail="due",
+        )
+    )
+    job_ids = sorted({job_id for delivery_id, job_id in due if delivery_id in moved})
+    mark_enqueued(session, job_ids=job_ids, now=now)
+    return job_ids
+
+
+def stale_queued_jobs(session: Session, *, now: datetime, older_than_s: float) -> list[str]:
+    """Jobs with queued deliveries whose task was last enqueued long ago (it may be lost)."""
+    cutoff = now.timestamp() - older_than_s
+    statement = (
+        select(Job.id, Job.enqueued_at)
+        .join(Delivery, col(Delivery.job_id) == col(Job.id))
+        .where(col(Delivery.status) == DeliveryStatus.QUEUED)
+        .distinct()
+    )
+    return sorted(
+        job_id
+        for job_id, enqueued_at in session.exec(statement)
+        if enqueued_at is None or enqueued_at.timestamp() <= cutoff
+    )
+
+
+def expire_stale_sending(session: Session, *, now: datetime, older_than_s: float) -> list[int]:
+    """`sending` for longer than any task may run: the worker died mid-call → unknown."""
+    cutoff = datetime.fromtimestamp(now.timestamp() - older_than_s, UTC)
+    return move_deliveries(
+        session,
+        where=col(Delivery.claimed_at) <= cutoff,
+        from_statuses=[DeliveryStatus.SENDING],
+        to=DeliveryStatus.UNKNOWN,
+        now=now,
+        detail="sending timed out: the worker stopped during the vendor call",
+        last_error="sending timed out: the worker stopped during the vendor call",
+    )
+
+
+def cancel_job(session: Session, *, job_id: str, now: datetime) -> list[int]:
+    return move_deliveries(
+        session,
+        where=col(Delivery.job_id) == job_id,
+        from_statuses=UNSENT,
+        to=DeliveryStatus.CANCELLED,
+        now=now,
+        detail="cancelled by request",
+    )
+
+
+# --- vendor reports and pushes ---------------------------------------------------------------
+
+
+def record_push(
+    session: Session, *, vendor: str, kind: str, payload: dict[str, str], now: datetime
+) -> VendorPush:
+    push = VendorPush(vendor=vendor, kind=kind, payload=payload, received_at=now)
+    session.add(push)
+    session.flush()
+    return push
+
+
+def mark_push_applied(session: Session, *, push: VendorPush, outcome: str, now: datetime) -> None:
+    push.applied_at = now
+    push.outcome = outcome
+    session.add(push)
+
+
+@dataclass(frozen=True)
+class Report:
+    """A vendor's delivery report for one phone of one vendor batch, from a push or a pull."""
+
+    vendor: str
+    vendor_ref: str
+    phone: str
+    status: DeliveryStatus
+    vendor_status: str | None
+    reported_at: datetime | None
+
+
+class ReportOutcome(StrEnum):
+    APPLIED = "applied"  # a delivery moved to the reported status
+    REPEATED = "repeated"  # the delivery had already left the states a report may settle
+    UNMATCHED = "unmatched"  # no delivery has that vendor_ref and phone (yet)
+
+
+def apply_report(session: Session, *, report: Report, now: datetime) -> ReportOutcome:
+    """Settle the delivery the report names, matching on vendor + vendor_ref + phone.
+
+    A delivery the worker lost track of (it died after the vendor took the batch, before
+    `submitted` was committed, so no vendor_ref was stored) is matched when it is the only
+    `sending`/`unknown` delivery without a ref for that phone and vendor.
+    """
+    same_vendor = col(Delivery.vendor) == report.vendor
+    by_ref = sa.and_(
+        same_vendor,
+        col(Delivery.vendor_ref) == report.vendor_ref,
+        col(Delivery.phone) == report.phone,
+    )
+    values: dict[str, Any] = {
+        "vendor_status": report.vendor_status,
+        "reported_at": report.reported_at or now,
+        "vendor_ref": report.vendor_ref,
+    }
+    detail = f"report {report.vendor_status or report.status.value}"
+    if move_deliveries(
+        session,
+        where=by_ref,
+        from_statuses=REPORTABLE,
+        to=report.status,
+        now=now,
+        detail=detail,
+        **values,
+    ):
+        return ReportOutcome.APPLIED
+    if session.exec(select(Delivery.id).where(by_ref)).first() is not None:
+        return ReportOutcome.REPEATED
+    orphans = list(
+        session.exec(
+            select(Delivery.id).where(
+                same_vendor,
+                col(Delivery.phone) == report.phone,
+                col(Delivery.vendor_ref).is_(None),
+                col(Delivery.status).in_([DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN]),
+            )
+        )
+    )
+    if len(orphans) == 1 and move_deliveries(
+        session,
+        where=ids_in(orphans),
+        from_statuses=REPORTABLE,
+        to=report.status,
+        now=now,
+        detail=detail + " (matched by phone: the batch id was never stored)",
+        **values,
+    ):
+        return ReportOutcome.APPLIED
+    return ReportOutcome.UNMATCHED
+
+
+def add_inbound(
+    session: Session,
+    *,
+    vendor: str,
+    phone: str,
+    content: str,
+    vendor_ref: str | None,
+    received_at: datetime | None,
+    now: datetime,
+) -> InboundMessage:
+    message = InboundMessage(
+        vendor=vendor,
+        phone=phone,
+        content=content,
+        vendor_ref=vendor_ref,
+        received_at=received_at,
+        stored_at=now,
+    )
+    session.add(message)
+    return message
