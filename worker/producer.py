@@ -95,7 +95,10 @@ def parse_request(model: type[Request], fields: dict[str, Any]) -> Request:
     except pydantic.ValidationError as exc:
         raise InvalidInput(
             [
-                FieldProblem(".".join(str(part) for part in error["loc"]), error["msg"])
+                FieldProblem(
+                    ".".join(str(part) for part in error["loc"]),
+                    error["msg"].removeprefix("Value error, "),
+                )
                 for error in exc.errors()
             ]
         ) from None

@@ -6,6 +6,7 @@ is for. Secrets are `SecretStr`, so they print as `**********` in reprs, logs an
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -110,10 +111,23 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'herald.db').resolve()}"
 
 
+LOCAL_ENV_FILE = "up.env"
+
+
+def local_env_file() -> Path:
+    """Where `herald up` writes the settings it chose (sandbox endpoints, callback token).
+
+    Every herald process started beside it (`herald send`, `herald status`) reads that file, so
+    the CLI talks to the system `herald up` runs; real environment variables still win.
+    """
+    return Path(os.environ.get("HERALD_DATA_DIR", ".herald")) / LOCAL_ENV_FILE
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process's settings, read once from the environment."""
-    return Settings()
+    """The process's settings, read once from the environment (and `herald up`'s file)."""
+    env_file = local_env_file()
+    return Settings(_env_file=env_file if env_file.is_file() else None)
 
 
 def vendor_configured(vendor: str) -> bool:

@@ -1,0 +1,270 @@
+"""`herald up`: the whole local system in one terminal, on embedded defaults.
+
+Starts, as child processes: a private Redis (only when none answers at HERALD_REDIS_URL and a
+`redis-server` binary exists), the vendor sandbox (for every vendor whose base URL is not set in
+the environment), the HTTP API, a Celery worker, beat and Flower. The settings it chooses are
+written to `<data_dir>/up.env` so that `herald send` and `herald status` in the same folder talk
+to this system; the file is removed on exit. Ctrl-C stops everything, newest first.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from urllib.parse import urlsplit
+
+import httpx
+import redis
+
+from worker.settings import Settings, get_settings, local_env_file
+from worker.store import create_tables
+
+SANDBOX_VEESING_APP_ID = "sandbox-app-id"
+SANDBOX_VEESING_APP_KEY = "sandbox-app-key"
+STOP_GRACE_S = 15.0
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+@dataclass
+class LocalSystem:
+    settings: Settings
+    say: Callable[[str], None]
+    children: list[Child] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def logs(self) -> Path:
+        return self.settings.data_dir / "logs"
+
+    def start(self, name: str, argv: list[str], extra_env: Mapping[str, str] = {}) -> Child:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log_path = self.logs / f"{name}.log"
+        with log_path.open("ab") as log_file:
+            process = subprocess.Popen(
+                argv,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env, **extra_env},
+                start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+            )
+        child = Child(name, process, log_path)
+        self.children.append(child)
+        return child
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for child in reversed(self.children):
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+        local_env_file().unlink(missing_ok=True)
+
+
+def run_local_system(say: Callable[[str], None] = print) -> int:
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    system = LocalSystem(settings, say)
+    stop_requested = False
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        start_everything(system)
+        while not stop_requested:
+            for child in system.children:
+                if child.process.poll() is not None:
+                    code = child.process.returncode
+                    say(f"{child.name} stopped (exit {code}); see {child.log_path}")
+                    return 1
+            time.sleep(0.5)
+        say("stopping ...")
+        return 0
+    finally:
+        system.stop()
+
+
+def start_everything(system: LocalSystem) -> None:
+    settings = system.settings
+    python = sys.executable
+    ensure_redis(system)
+    api_url = f"http://{settings.api_host}:{settings.api_port}"
+    token = (
+        settings.callback_token.get_secret_value()
+        if settings.callback_token
+        else secrets.token_urlsafe(18)
+    )
+    system.env["HERALD_CALLBACK_TOKEN"] = token
+    sandbox_url = f"http://{settings.sandbox_host}:{settings.sandbox_port}"
+    if "HERALD_VEESING_SMS_BASE" not in os.environ:
+        system.env |= {
+            "HERALD_VEESING_SMS_BASE": sandbox_url,
+            "HERALD_VEESING_CLOUD_BASE": sandbox_url,
+            "HERALD_VEESING_APP_ID": SANDBOX_VEESING_APP_ID,
+            "HERALD_VEESING_APP_KEY": SANDBOX_VEESING_APP_KEY,
+        }
+        sandbox_env = {
+            "SANDBOX_VEESING_APP_ID": SANDBOX_VEESING_APP_ID,
+            "SANDBOX_VEESING_APP_KEY": SANDBOX_VEESING_APP_KEY,
+            "SANDBOX_VEESING_SMS_PUSH_URL": f"{api_url}/callbacks/veesing/sms/{token}",
+            "SANDBOX_LOG_FILE": str((settings.data_dir / "sandbox-sends.jsonl").resolve()),
+        }
+        system.start(
+            "sandbox",
+            [
+                python,
+                "-m",
+                "worker.sandbox",
+                "--host",
+                settings.sandbox_host,
+                "--port",
+                str(settings.sandbox_port),
+            ],
+            sandbox_env,
+        )
+    write_local_env(system.env)
+    get_settings.cache_clear()
+    create_tables()
+    system.start(
+        "api",
+        [
+            python,
+            "-m",
+            "uvicorn",
+            "worker.api:api",
+            "--host",
+            settings.api_host,
+            "--port",
+            str(settings.api_port),
+        ],
+    )
+    celery = [python, "-m", "celery", "-A", "worker"]
+    system.start(
+        "worker",
+        [
+            *celery,
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            str(settings.worker_concurrency),
+            "--hostname",
+            "herald@%h",
+        ],
+    )
+    system.start(
+        "beat",
+        [
+            *celery,
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(settings.data_dir / "celerybeat-schedule"),
+        ],
+    )
+    flower = [
+        *celery,
+        "flower",
+        "--address=127.0.0.1",
+        f"--port={settings.flower_port}",
+        "--max_tasks=10000",
+    ]
+    if settings.flower_basic_auth:
+        flower.append(f"--basic-auth={settings.flower_basic_auth.get_secret_value()}")
+    system.start("flower", flower)
+    wait_for_http(f"{api_url}/healthz", "api", system)
+    if "HERALD_VEESING_SMS_BASE" in system.env:
+        system.say(f"sandbox  {sandbox_url}  (vendors without a base URL in the environment)")
+    system.say(f"api      {api_url}  (docs at {api_url}/docs)")
+    system.say(f"flower   http://127.0.0.1:{settings.flower_port}")
+    system.say(f"store    {settings.store_url}")
+    system.say(f"logs     {system.logs}/")
+    system.say("ready: try  herald send sms --to 13800138000 --content '【Herald】您好'")
+
+
+def ensure_redis(system: LocalSystem) -> None:
+    url = system.settings.redis_url
+    if redis_answers(url):
+        return
+    binary = shutil.which("redis-server")
+    parts = urlsplit(url)
+    if binary is None or parts.hostname not in ("127.0.0.1", "localhost"):
+        raise SystemExit(f"no Redis answers at {url}, and none can be started here")
+    folder = (system.settings.data_dir / "redis").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    system.start(
+        "redis",
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(parts.port or 6379),
+            "--dir",
+            str(folder),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--maxmemory-policy",
+            "noeviction",
+        ],
+    )
+    deadline = time.monotonic() + 10
+    while not redis_answers(url):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the private redis-server did not answer at {url}")
+        time.sleep(0.1)
+    system.say(f"redis    {url}  (private, data in {folder})")
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def wait_for_http(url: str, name: str, system: LocalSystem, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{name} did not answer at {url}; see {system.logs}/{name}.log")
+
+
+def write_local_env(values: Mapping[str, str]) -> None:
+    path = local_env_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text("".join(f"{key}={value}\n" for key, value in sorted(values.items())))
