@@ -61,6 +61,17 @@ def _time_column(*, nullable: bool = True, index: bool = False) -> Any:
     return sa.Column(UTCDateTime(), nullable=nullable, index=index)
 
 
+def _enum_column(enum: type[StrEnum]) -> Any:
+    """Stored as its value in a VARCHAR (no native enum, no CHECK): new values need no migration."""
+    return sa.Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
 class Channel(StrEnum):
     SMS = "sms"
     MMS = "mms"
@@ -107,7 +118,7 @@ class JobStatus(StrEnum):
 
 class Job(SQLModel, table=True):
     id: str = Field(default_factory=lambda: uuid.uuid4().hex, primary_key=True, max_length=32)
-    channel: Channel = Field(sa_type=sa.String(8))
+    channel: Channel = Field(sa_type=_enum_column(Channel))
     vendor: str = Field(max_length=32)
     content: str
     idempotency_key: str | None = Field(default=None, unique=True, max_length=128)
@@ -125,7 +136,7 @@ class Delivery(SQLModel, table=True):
     job_id: str = Field(foreign_key="job.id", index=True, max_length=32)
     phone: str = Field(max_length=20)
     vendor: str = Field(max_length=32)
-    status: DeliveryStatus = Field(sa_type=sa.String(16), index=True)
+    status: DeliveryStatus = Field(sa_type=_enum_column(DeliveryStatus), index=True)
     vendor_ref: str | None = Field(default=None, max_length=64)
     vendor_status: str | None = Field(default=None, max_length=64)
     not_before: datetime | None = Field(default=None, sa_column=_time_column(index=True))
@@ -184,6 +195,14 @@ def get_engine() -> Engine:
         _engine = make_engine(get_settings().store_url)
         _engine_pid = os.getpid()
     return _engine
+
+
+def reset_engine() -> None:
+    """Close this process's engine; the next `get_engine` reads the settings again."""
+    global _engine, _engine_pid
+    if _engine is not None:
+        _engine.dispose()
+    _engine = _engine_pid = None
 
 
 def make_engine(url: str) -> Engine:
