@@ -7,6 +7,7 @@ that belongs to someone else.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import uuid
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import RedisServer, need
+from tests.support import RedisServer, SettingsEnv, need
 
 RUN_DIR = Path(tempfile.mkdtemp(prefix="herald-tests-"))
 REDIS = RedisServer(RUN_DIR / "redis")
@@ -34,10 +35,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in [n for n in os.environ if n.startswith(("HERALD_", "SANDBOX_"))]:
         del os.environ[name]
     os.environ.update(TEST_ENV)
-    try:
+    # Without a redis-server, tests that need one ask for `redis_url`, which skips or fails.
+    with contextlib.suppress(FileNotFoundError):
         REDIS.start()
-    except FileNotFoundError:
-        pass  # tests that need Redis ask for the `redis_url` fixture, which skips or fails
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -52,13 +52,13 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[SettingsEnv]:
     """Change HERALD_ settings for one test; settings and the engine are read again after it."""
     from worker.settings import get_settings
     from worker.store import reset_engine
 
     get_settings.cache_clear()
-    yield monkeypatch
+    yield SettingsEnv(monkeypatch)
     monkeypatch.undo()
     get_settings.cache_clear()
     reset_engine()
@@ -72,10 +72,9 @@ def postgres_url() -> str:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(
-    request: pytest.FixtureRequest, settings_env: pytest.MonkeyPatch, tmp_path: Path
+    request: pytest.FixtureRequest, settings_env: SettingsEnv, tmp_path: Path
 ) -> Iterator[str]:
     """A new, empty job store (SQLite file, or a PostgreSQL database made for this test)."""
-    from worker.settings import get_settings
     from worker.store import create_tables, reset_engine
 
     if request.param == "sqlite":
@@ -84,7 +83,6 @@ def store_url(
     else:
         url, drop = make_postgres_database()
     settings_env.setenv("HERALD_DATABASE_URL", url)
-    get_settings.cache_clear()
     reset_engine()
     create_tables()
     yield url

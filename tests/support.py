@@ -151,3 +151,16 @@ def wait_http(url: str, child: Child, *, timeout_s: float = 30) -> None:
             return False
 
     wait_until(answers, timeout_s=timeout_s, what=f"{child.name} at {url}")
+
+
+class SettingsEnv:
+    """Sets HERALD_ variables for one test and makes the next `get_settings()` read them."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._monkeypatch = monkeypatch
+
+    def setenv(self, name: str, value: str) -> None:
+        from worker.settings import get_settings
+
+        self._monkeypatch.setenv(name, value)
+        get_settings.cache_clear()

@@ -1,0 +1,256 @@
+"""Unit tests of the send task's body: each vendor outcome class lands in the right status.
+
+The task body (`deliver_job`) is called directly with a fake sender; delivery through real
+worker processes is in tests/integration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+import pytest
+
+import tasks.send
+from tests.support import SettingsEnv
+from worker.errors import (
+    AmbiguousOutcome,
+    MessageRejected,
+    QuotaExceeded,
+    RateLimited,
+    RecipientRejected,
+    TransientError,
+    UnknownReply,
+    VendorBlocked,
+    VendorError,
+)
+from worker.store import (
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    NewJob,
+    create_job,
+    deliveries_of,
+    get_job,
+    session_scope,
+    utcnow,
+)
+
+PHONES = ["13800138000", "13900139000"]
+pytestmark = pytest.mark.usefixtures("store_url")
+
+
+class FakeVendor:
+    """Answers each call with the next planned outcome and records what it was asked."""
+
+    def __init__(self, *outcomes: str | VendorError) -> None:
+        self.outcomes = list(outcomes)
+        self.calls: list[list[str]] = []
+
+    def __call__(self, phones: Sequence[str], content: str) -> str:
+        self.calls.append(list(phones))
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, VendorError):
+            raise outcome
+        return outcome
+
+
+@pytest.fixture
+def vendor(monkeypatch: pytest.MonkeyPatch) -> FakeVendor:
+    fake = FakeVendor()
+    monkeypatch.setattr(tasks.send, "sms_sender", lambda _vendor: fake)
+    return fake
+
+
+def stored_job(**overrides: object) -> str:
+    fields: dict[str, object] = {
+        "channel": Channel.SMS,
+        "vendor": "veesing",
+        "content": "【Herald】您好",
+        "phones": PHONES,
+    }
+    fields.update(overrides)
+    with session_scope() as session:
+        job, _ = create_job(session, new=NewJob(**fields), now=utcnow())  # type: ignore[arg-type]
+        return job.id
+
+
+def deliveries(job_id: str) -> list[Delivery]:
+    with session_scope() as session:
+        return deliveries_of(session, job_id=job_id)
+
+
+def test_an_accepted_batch_is_submitted_with_the_vendor_reference(vendor: FakeVendor) -> None:
+    vendor.outcomes = ["3313746"]
+    job_id = stored_job()
+
+    tasks.send.deliver_job(job_id)
+
+    assert vendor.calls == [PHONES]
+    assert [(d.status, d.vendor_ref) for d in deliveries(job_id)] == [
+        (DeliveryStatus.SUBMITTED, "3313746")
+    ] * 2
+
+
+def test_a_second_run_of_the_same_task_calls_the_vendor_no_more(vendor: FakeVendor) -> None:
+    vendor.outcomes = ["1"]
+    job_id = stored_job()
+
+    tasks.send.deliver_job(job_id)
+    tasks.send.deliver_job(job_id)
+
+    assert len(vendor.calls) == 1
+
+
+def test_recipients_are_sent_in_batches_of_the_configured_size(
+    vendor: FakeVendor, settings_env: SettingsEnv
+) -> None:
+    settings_env.setenv("HERALD_BATCH_SIZE", "2")
+    phones = [f"1380013800{n}" for n in range(5)]
+    vendor.outcomes = ["a", "b", "c"]
+
+    tasks.send.deliver_job(stored_job(phones=phones))
+
+    assert vendor.calls == [phones[0:2], phones[2:4], phones[4:5]]
+
+
+def test_the_minute_rule_defers_without_spending_the_error_budget(vendor: FakeVendor) -> None:
+    minute_rule = "相同手机号码一分钟之内只可发送一次"
+    vendor.outcomes = [RateLimited("veesing", minute_rule, retry_after_s=60)]
+    job_id = stored_job()
+    before = utcnow()
+
+    tasks.send.deliver_job(job_id)
+
+    for delivery in deliveries(job_id):
+        assert delivery.status is DeliveryStatus.DEFERRED
+        assert delivery.not_before is not None
+        assert delivery.not_before >= before + timedelta(seconds=60)
+    with session_scope() as session:
+        assert get_job(session, job_id=job_id).error_attempts == 0  # type: ignore[union-attr]
+
+
+def test_a_daily_cap_defers_to_the_next_shanghai_midnight(vendor: FakeVendor) -> None:
+    vendor.outcomes = [QuotaExceeded("veesing", "该号码今日发送次数已达上限", scope="number")]
+    job_id = stored_job()
+
+    tasks.send.deliver_job(job_id)
+
+    not_before = deliveries(job_id)[0].not_before
+    assert not_before is not None
+    local = not_before.astimezone(tasks.send.SHANGHAI)
+    assert (local.hour, local.minute, local.second) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RecipientRejected("veesing", "手机号码格式不正确"),
+        MessageRejected("veesing", "参数错误"),
+    ],
+)
+def test_a_permanent_refusal_fails_the_batch_with_the_vendor_words(
+    vendor: FakeVendor, error: VendorError
+) -> None:
+    vendor.outcomes = [error]
+    job_id = stored_job()
+
+    tasks.send.deliver_job(job_id)
+
+    assert {(d.status, d.last_error) for d in deliveries(job_id)} == {
+        (DeliveryStatus.FAILED, str(error))
+    }
+
+
+def test_an_ambiguous_call_is_unknown_and_not_resent(vendor: FakeVendor) -> None:
+    vendor.outcomes = [AmbiguousOutcome("veesing", "ReadTimeout on POST /smsApi/group")]
+    job_id = stored_job()
+
+    tasks.send.deliver_job(job_id)
+    tasks.send.deliver_job(job_id)
+
+    assert len(vendor.calls) == 1
+    assert {d.status for d in deliveries(job_id)} == {DeliveryStatus.UNKNOWN}
+
+
+def test_resend_ambiguous_defers_the_batch_instead(
+    vendor: FakeVendor, settings_env: SettingsEnv
+) -> None:
+    settings_env.setenv("HERALD_RESEND_AMBIGUOUS", "true")
+    vendor.outcomes = [AmbiguousOutcome("veesing", "HTTP 502 on POST /smsApi/group")]
+    job_id = stored_job()
+
+    tasks.send.deliver_job(job_id)
+
+    assert {d.status for d in deliveries(job_id)} == {DeliveryStatus.DEFERRED}
+
+
+def test_transient_errors_retry_until_the_budget_is_spent(
+    vendor: FakeVendor, settings_env: SettingsEnv
+) -> None:
+    settings_env.setenv("HERALD_MAX_ERROR_ATTEMPTS", "3")
+    vendor.outcomes = [TransientError("veesing", "未知原因,请联系客服")] * 3
+    job_id = stored_job()
+
+    for attempt in range(3):
+        tasks.send.deliver_job(job_id)
+        expected = DeliveryStatus.FAILED if attempt == 2 else DeliveryStatus.DEFERRED
+        assert {d.status for d in deliveries(job_id)} == {expected}
+        requeue(job_id)
+
+    assert "gave up after 3 attempts" in (deliveries(job_id)[0].last_error or "")
+
+
+def test_an_undocumented_reply_has_a_smaller_budget(
+    vendor: FakeVendor, settings_env: SettingsEnv
+) -> None:
+    settings_env.setenv("HERALD_UNKNOWN_REPLY_ATTEMPTS", "1")
+    vendor.outcomes = [UnknownReply("veesing", "returnStatus 0: '系统维护'")]
+    job_id = stored_job()
+
+    tasks.send.deliver_job(job_id)
+
+    assert {d.status for d in deliveries(job_id)} == {DeliveryStatus.FAILED}
+
+
+def test_a_blocked_vendor_defers_for_the_cooldown(
+    vendor: FakeVendor, settings_env: SettingsEnv
+) -> None:
+    settings_env.setenv("HERALD_VENDOR_BLOCKED_COOLDOWN_S", "600")
+    vendor.outcomes = [VendorBlocked("veesing", "余额不足")]
+    job_id = stored_job()
+    before = utcnow()
+
+    tasks.send.deliver_job(job_id)
+
+    delivery = deliveries(job_id)[0]
+    assert delivery.status is DeliveryStatus.DEFERRED
+    assert delivery.not_before is not None
+    assert delivery.not_before >= before + timedelta(seconds=600)
+
+
+def test_an_expired_job_fails_without_calling_the_vendor(vendor: FakeVendor) -> None:
+    job_id = stored_job(expires_at=utcnow() - timedelta(seconds=1))
+
+    tasks.send.deliver_job(job_id)
+
+    assert vendor.calls == []
+    assert {(d.status, d.last_error) for d in deliveries(job_id)} == {
+        (DeliveryStatus.FAILED, "expired")
+    }
+
+
+def requeue(job_id: str) -> None:
+    """What beat's release does once not_before has passed."""
+    from sqlmodel import col
+
+    from worker.store import move_deliveries
+
+    with session_scope() as session:
+        move_deliveries(
+            session,
+            where=col(Delivery.job_id) == job_id,
+            from_statuses=[DeliveryStatus.DEFERRED],
+            to=DeliveryStatus.QUEUED,
+            now=utcnow(),
+        )
