@@ -115,10 +115,12 @@ def settle(job: Job, batch: Sequence[Delivery], outcome: Accepted | Exception) -
     with session_scope() as session:
 
         def move(to: DeliveryStatus, detail: str, **values: object) -> None:
+            # From `unknown` too: the sweeper may have presumed a slow call lost; what the
+            # vendor answered is better knowledge than that presumption.
             move_deliveries(
                 session,
                 where=ids_in(ids),
-                from_statuses=[DeliveryStatus.SENDING],
+                from_statuses=[DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN],
                 to=to,
                 now=now,
                 detail=detail,

@@ -48,7 +48,7 @@ def make_celery() -> Celery:
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
         task_time_limit=settings.task_time_limit_s,
-        task_soft_time_limit=max(1, settings.task_time_limit_s - 30),
+        task_soft_time_limit=max(1, settings.task_time_limit_s * 3 // 4),
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_soft_shutdown_timeout=30,
         worker_enable_soft_shutdown_on_idle=True,

@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SMS_VENDORS = ("veesing",)
@@ -103,6 +103,19 @@ class Settings(BaseSettings):
     flower_basic_auth: SecretStr | None = Field(
         None, description="user:password for Flower; unset = no auth (binds to 127.0.0.1)."
     )
+
+    @model_validator(mode="after")
+    def _timeouts_nest(self) -> Settings:
+        """A task must end before its recipients are presumed lost, and before Redis redelivers."""
+        if self.task_time_limit_s <= self.http_connect_timeout_s + self.http_read_timeout_s:
+            raise ValueError("HERALD_TASK_TIME_LIMIT_S must exceed HTTP connect + read timeouts")
+        if self.sending_timeout_s <= self.task_time_limit_s:
+            raise ValueError("HERALD_SENDING_TIMEOUT_S must exceed HERALD_TASK_TIME_LIMIT_S")
+        if self.visibility_timeout_s <= 2 * self.task_time_limit_s:
+            raise ValueError(
+                "HERALD_VISIBILITY_TIMEOUT_S must exceed twice HERALD_TASK_TIME_LIMIT_S"
+            )
+        return self
 
     @property
     def store_url(self) -> str:

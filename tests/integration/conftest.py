@@ -1,0 +1,172 @@
+"""The whole system as child processes: sandbox, API, Celery worker and beat.
+
+Each test module gets its own store (SQLite file), its own Redis database on the test run's
+private redis-server, and its own sandbox; a test may kill and restart the worker.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import CALLBACK_TOKEN, REDIS
+from tests.support import PYTHON, Child, free_port, start_child, wait_http, wait_until
+
+REDIS_DATABASES = itertools.count(1)
+FINAL_OR_SETTLED = {"delivered", "undelivered", "failed", "cancelled", "unknown"}
+
+
+@dataclass
+class System:
+    folder: Path
+    env: dict[str, str]
+    api_url: str
+    sandbox_url: str
+    children: dict[str, Child] = field(default_factory=dict)
+
+    def start(self, name: str, argv: list[str]) -> Child:
+        child = start_child(name, argv, self.env, self.folder / "logs")
+        self.children[name] = child
+        return child
+
+    def start_worker(self, concurrency: int = 2) -> Child:
+        return self.start(
+            "worker",
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "worker",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(concurrency),
+                "--hostname",
+                f"test{time.monotonic_ns()}@%h",
+            ],
+        )
+
+    def stop_all(self) -> None:
+        for child in reversed(list(self.children.values())):
+            child.stop()
+
+    # --- talking to it ---
+
+    def send_sms(self, to: list[str], content: str = "【Herald】您好", **extra: Any) -> str:
+        response = httpx.post(
+            f"{self.api_url}/v1/sms", json={"to": to, "content": content, **extra}, timeout=10
+        )
+        assert response.status_code == 202, response.text
+        return str(response.json()["id"])
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        response = httpx.get(f"{self.api_url}/v1/messages/{job_id}", timeout=10)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def wait_settled(self, job_ids: list[str], *, timeout_s: float) -> list[dict[str, Any]]:
+        """Wait until every recipient of every job is final (or unknown); return the jobs."""
+        jobs: dict[str, dict[str, Any]] = {}
+
+        def settled() -> bool:
+            for job_id in job_ids:
+                if job_id in jobs:
+                    continue
+                job = self.job(job_id)
+                if all(r["status"] in FINAL_OR_SETTLED for r in job["recipients"]):
+                    jobs[job_id] = job
+            return len(jobs) == len(job_ids)
+
+        try:
+            wait_until(settled, timeout_s=timeout_s, what=f"{len(job_ids)} jobs to settle")
+        except AssertionError:
+            open_jobs = [self.job(j) for j in job_ids if j not in jobs][:3]
+            raise AssertionError(f"not settled: {open_jobs}\n{self.logs_tail()}") from None
+        return [jobs[j] for j in job_ids]
+
+    def sandbox_sends(self) -> list[dict[str, Any]]:
+        return list(httpx.get(f"{self.sandbox_url}/_sandbox/log", timeout=10).json())
+
+    def logs_tail(self) -> str:
+        return "\n".join(
+            f"--- {name} ---\n{child.log()[-2500:]}" for name, child in self.children.items()
+        )
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[System]:
+    folder = tmp_path_factory.mktemp("system")
+    database = next(REDIS_DATABASES)
+    redis.Redis.from_url(REDIS.url(database)).flushdb()
+    api_port, sandbox_port = free_port(), free_port()
+    api_url, sandbox_url = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{sandbox_port}"
+    env = {
+        **os.environ,
+        "HERALD_DATABASE_URL": f"sqlite:///{folder / 'store.db'}",
+        "HERALD_REDIS_URL": REDIS.url(database),
+        "HERALD_VEESING_SMS_BASE": sandbox_url,
+        "HERALD_VEESING_CLOUD_BASE": sandbox_url,
+        "HERALD_RELEASE_INTERVAL_S": "0.5",
+        "HERALD_SWEEP_INTERVAL_S": "2",
+        "HERALD_REQUEUE_AFTER_S": "5",
+        "HERALD_SENDING_TIMEOUT_S": "12",
+        "HERALD_TASK_TIME_LIMIT_S": "9",
+        "HERALD_HTTP_CONNECT_TIMEOUT_S": "2",
+        "HERALD_HTTP_READ_TIMEOUT_S": "5",
+        "SANDBOX_VEESING_APP_ID": os.environ["HERALD_VEESING_APP_ID"],
+        "SANDBOX_VEESING_APP_KEY": os.environ["HERALD_VEESING_APP_KEY"],
+        "SANDBOX_VEESING_SMS_PUSH_URL": f"{api_url}/callbacks/veesing/sms/{CALLBACK_TOKEN}",
+        "SANDBOX_PUSH_DELAY_S": "0.5",
+        "SANDBOX_LOG_FILE": str(folder / "sandbox-sends.jsonl"),
+    }
+    system = System(folder, env, api_url, sandbox_url)
+    try:
+        sandbox = system.start(
+            "sandbox",
+            [PYTHON, "-m", "worker.sandbox", "--host", "127.0.0.1", "--port", str(sandbox_port)],
+        )
+        wait_http(f"{sandbox_url}/_sandbox/log", sandbox)
+        api = system.start(
+            "api",
+            [
+                PYTHON,
+                "-m",
+                "uvicorn",
+                "worker.api:api",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(api_port),
+            ],
+        )
+        wait_http(f"{api_url}/healthz", api)
+        system.start_worker()
+        system.start(
+            "beat",
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "worker",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "--schedule",
+                str(folder / "beat-schedule"),
+            ],
+        )
+        yield system
+    finally:
+        system.stop_all()
