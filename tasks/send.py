@@ -19,18 +19,21 @@ No wait is a Celery countdown: deferred recipients carry `not_before` in the sto
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel import col
 
+from tasks.limits import limiter_for
 from tasks.vendors import sms_sender
 from worker.app import app
 from worker.errors import (
     AmbiguousOutcome,
     ConfigurationError,
     MessageRejected,
+    NotSent,
     QuotaExceeded,
     RateLimited,
     RecipientRejected,
@@ -39,6 +42,7 @@ from worker.errors import (
     VendorBlocked,
     VendorError,
 )
+from worker.limits import Hold, RateLimiter
 from worker.retry import backoff_s
 from worker.settings import get_settings
 from worker.store import (
@@ -83,16 +87,72 @@ def deliver_job(job_id: str) -> str:
                 last_error="expired",
             )
             return f"expired {len(expired)}"
-    batches = 0
+    limiter = limiter_for(job.vendor, job.channel)
+    calls = 0
     while True:
         with session_scope() as session:
             batch = claim_for_sending(
                 session, job_id=job_id, now=utcnow(), limit=settings.batch_size
             )
         if not batch:
-            return f"sent {batches} batches"
-        settle(job, batch, call_vendor(job, batch))
-        batches += 1
+            return f"{calls} vendor calls"
+        reservation = limiter.reserve([d.phone for d in batch])
+        defer_held(batch, reservation.held)
+        granted = [d for d in batch if d.phone in set(reservation.granted)]
+        if not granted:
+            continue
+        wait_s = wait_for_request_slot(limiter)
+        if wait_s > 0:
+            limiter.release(reservation, reservation.granted)
+            paced = RateLimited(job.vendor, "herald's request-rate cap", retry_after_s=wait_s)
+            settle(job, granted, paced)
+            continue
+        outcome = call_vendor(job, granted)
+        if isinstance(outcome, NotSent | ConfigurationError):
+            limiter.release(reservation, reservation.granted)
+        settle(job, granted, outcome)
+        calls += 1
+
+
+def defer_held(batch: Sequence[Delivery], held: Sequence[Hold]) -> None:
+    """Numbers the limits hold back wait in the store until they may go: not an error."""
+    if not held:
+        return
+    ids_by_phone = {d.phone: d.id for d in batch}
+    now = utcnow()
+    with session_scope() as session:
+        for hold in held:
+            reason = f"held by the {HOLD_REASONS[hold.reason]} until {hold.until.isoformat()}"
+            move_deliveries(
+                session,
+                where=ids_in([ids_by_phone[hold.phone]]),
+                from_statuses=[DeliveryStatus.SENDING],
+                to=DeliveryStatus.DEFERRED,
+                now=now,
+                detail=reason,
+                not_before=hold.until,
+                last_error=reason,
+            )
+
+
+HOLD_REASONS = {
+    "minute": "one-message-per-minute rule",
+    "number_day": "daily cap of this number",
+    "account_day": "daily cap of the account",
+}
+MAX_PACING_SLEEP_S = 1.0
+
+
+def wait_for_request_slot(limiter: RateLimiter) -> float:
+    """Pace requests to the vendor's per-second cap: sleep through short waits, else say how
+    long (the batch is then deferred rather than holding a worker)."""
+    while True:
+        wait_s = limiter.acquire_request()
+        if wait_s == 0:
+            return 0.0
+        if wait_s > MAX_PACING_SLEEP_S:
+            return wait_s
+        time.sleep(wait_s)
 
 
 @dataclass(frozen=True)
@@ -110,6 +170,7 @@ def call_vendor(job: Job, batch: Sequence[Delivery]) -> Accepted | VendorError |
 
 
 def settle(job: Job, batch: Sequence[Delivery], outcome: Accepted | Exception) -> None:
+    """Record in the store what the vendor call came to."""
     now = utcnow()
     ids = [d.id for d in batch if d.id is not None]
     with session_scope() as session:

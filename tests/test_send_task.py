@@ -6,12 +6,15 @@ worker processes is in tests/integration.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 
 import pytest
+import redis
 
 import tasks.send
+from tasks.limits import limits_redis
+from tests.conftest import REDIS
 from tests.support import SettingsEnv
 from worker.errors import (
     AmbiguousOutcome,
@@ -37,7 +40,19 @@ from worker.store import (
 )
 
 PHONES = ["13800138000", "13900139000"]
-pytestmark = pytest.mark.usefixtures("store_url")
+pytestmark = pytest.mark.usefixtures("store_url", "fresh_limits")
+LIMITS_DB = 14
+
+
+@pytest.fixture
+def fresh_limits(settings_env: SettingsEnv, redis_url: str) -> Iterator[None]:
+    """Limits on a database of the run's own Redis, emptied for each test."""
+    url = REDIS.url(LIMITS_DB)
+    settings_env.setenv("HERALD_LIMITS_REDIS_URL", url)
+    limits_redis.cache_clear()
+    redis.Redis.from_url(url).flushdb()
+    yield
+    limits_redis.cache_clear()
 
 
 class FakeVendor:
@@ -254,3 +269,32 @@ def requeue(job_id: str) -> None:
             to=DeliveryStatus.QUEUED,
             now=utcnow(),
         )
+
+
+def test_a_number_sent_a_moment_ago_is_held_by_the_limits_without_calling_the_vendor(
+    vendor: FakeVendor,
+) -> None:
+    vendor.outcomes = ["1"]
+    tasks.send.deliver_job(stored_job(phones=["13800138000"]))
+    second = stored_job(phones=["13800138000", "13900139000"])
+    vendor.outcomes = ["2"]
+
+    tasks.send.deliver_job(second)
+
+    assert vendor.calls == [["13800138000"], ["13900139000"]]
+    held, sent = deliveries(second)
+    assert held.status is DeliveryStatus.DEFERRED
+    assert "one-message-per-minute" in (held.last_error or "")
+    assert sent.status is DeliveryStatus.SUBMITTED
+
+
+def test_a_call_the_vendor_refused_gives_its_reservation_back(vendor: FakeVendor) -> None:
+    vendor.outcomes = [TransientError("veesing", "HTTP 503 on POST /smsApi/group"), "1"]
+    job_id = stored_job(phones=["13800138000"])
+
+    tasks.send.deliver_job(job_id)
+    requeue(job_id)
+    tasks.send.deliver_job(job_id)
+
+    assert len(vendor.calls) == 2
+    assert deliveries(job_id)[0].status is DeliveryStatus.SUBMITTED

@@ -21,7 +21,7 @@ A separate token bucket (`acquire_request`) caps vendor requests per second for 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 from uuid import uuid4
@@ -41,6 +41,20 @@ class LimitRules:
     per_number_daily: int | None = 10
     per_account_daily: int | None = None
     requests_per_second: float | None = 20.0
+
+
+DEFAULT_RULES: Mapping[str, LimitRules] = {
+    "veesing:sms": LimitRules(),
+}
+"""The documented rules by product. The documents name the one-per-minute rule and that daily
+caps exist (their error messages), not the caps' sizes: 10 per number is the vendors' usual
+default, and the account cap is off until HERALD_LIMITS sets the contract's figure."""
+
+
+def rules_for(scope: str, overrides: Mapping[str, Mapping[str, Any]]) -> LimitRules:
+    """The product's default rules with the operator's overrides laid over them."""
+    base = DEFAULT_RULES.get(scope, LimitRules())
+    return replace(base, **overrides.get(scope, {}))
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,15 @@ class Settings(BaseSettings):
         None, description="Secret path segment of the Veesing push URLs; unset = pushes refused."
     )
 
+    # Vendor rules (worker/limits.py)
+    limits_redis_url: str = Field(
+        "", description="Redis for the fleet-wide limits; empty = HERALD_REDIS_URL."
+    )
+    limits: dict[str, dict[str, float | int | None]] = Field(
+        default_factory=dict,
+        description='Per product overrides, JSON: {"veesing:sms": {"per_number_daily": 5}}.',
+    )
+
     # Delivery behaviour
     batch_size: int = Field(100, ge=1, description="Most phones in one vendor call.")
     max_error_attempts: int = Field(

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
+from worker.limits import DayCounts
 from worker.settings import get_settings
 
 
@@ -490,6 +491,31 @@ def cancel_job(session: Session, *, job_id: str, now: datetime) -> list[int]:
         now=now,
         detail="cancelled by request",
     )
+
+
+def day_counts(session: Session, *, vendor: str, channel: Channel, since: datetime) -> DayCounts:
+    """Per phone, how many deliveries the vendor took since `since`, and the latest time.
+
+    The seed of the limits after Redis forgot them. Deliveries still `sending` do not count:
+    the batch being reserved is among them; a call in flight at the moment Redis restarted is
+    the one gap, and the vendor's own minute rule (a `RateLimited` reply) covers it.
+    """
+    statement = (
+        select(Delivery.phone, Delivery.submitted_at)
+        .join(Job, col(Job.id) == col(Delivery.job_id))
+        .where(
+            col(Delivery.vendor) == vendor,
+            col(Job.channel) == channel,
+            col(Delivery.submitted_at) >= since,
+        )
+    )
+    per_number: dict[str, int] = {}
+    last_sent: dict[str, datetime] = {}
+    for phone, submitted_at in session.exec(statement):
+        per_number[phone] = per_number.get(phone, 0) + 1
+        if submitted_at is not None and (phone not in last_sent or submitted_at > last_sent[phone]):
+            last_sent[phone] = submitted_at
+    return DayCounts(per_number=per_number, last_sent=last_sent)
 
 
 # --- vendor reports and pushes ---------------------------------------------------------------
