@@ -192,6 +192,29 @@ def test_a_report_settles_its_delivery_once_and_a_repeat_changes_nothing() -> No
     assert statuses(job_id)[0] is DeliveryStatus.DELIVERED
 
 
+def test_a_later_final_report_changes_a_final_status_and_an_older_one_does_not() -> None:
+    job_id = submitted_job()
+    first = Report("veesing", "T100", PHONES[0], DeliveryStatus.UNDELIVERED, "UNDELIV", NOW)
+    later = Report(
+        "veesing", "T100", PHONES[0], DeliveryStatus.DELIVERED, "DELIVRD", NOW + timedelta(1)
+    )
+    older = Report(
+        "veesing", "T100", PHONES[0], DeliveryStatus.UNDELIVERED, "EXPIRED", NOW - timedelta(1)
+    )
+
+    outcomes = []
+    for each in (first, later, older):
+        with session_scope() as session:
+            outcomes.append(apply_report(session, report=each, now=NOW))
+
+    assert outcomes == [ReportOutcome.APPLIED, ReportOutcome.APPLIED, ReportOutcome.REPEATED]
+    assert statuses(job_id)[0] is DeliveryStatus.DELIVERED
+    with session_scope() as session:
+        delivery_id = deliveries_of(session, job_id=job_id)[0].id
+        history = [e.to_status for e in events_of(session, delivery_ids=[delivery_id])]
+    assert history == ["sending", "submitted", "undelivered", "delivered"]
+
+
 def test_a_report_for_an_unknown_batch_is_unmatched() -> None:
     submitted_job()
 

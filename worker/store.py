@@ -557,6 +557,10 @@ class ReportOutcome(StrEnum):
 def apply_report(session: Session, *, report: Report, now: datetime) -> ReportOutcome:
     """Settle the delivery the report names, matching on vendor + vendor_ref + phone.
 
+    Statuses only move forward: a report settles a delivery waiting for one, and changes a final
+    status only when it is itself final and reported later than the one applied (both kept in
+    the delivery's history). A repeated or older report changes nothing.
+
     A delivery the worker lost track of (it died after the vendor took the batch, before
     `submitted` was committed, so no vendor_ref was stored) is matched when it is the only
     `sending`/`unknown` delivery without a ref for that phone and vendor.
@@ -583,6 +587,20 @@ def apply_report(session: Session, *, report: Report, now: datetime) -> ReportOu
         **values,
     ):
         return ReportOutcome.APPLIED
+    if report.status in FINAL and report.reported_at is not None:
+        later = sa.or_(
+            col(Delivery.reported_at).is_(None), col(Delivery.reported_at) < report.reported_at
+        )
+        if move_deliveries(
+            session,
+            where=sa.and_(by_ref, later, col(Delivery.status) != report.status),
+            from_statuses=[DeliveryStatus.DELIVERED, DeliveryStatus.UNDELIVERED],
+            to=report.status,
+            now=now,
+            detail=detail + " (a later final report)",
+            **values,
+        ):
+            return ReportOutcome.APPLIED
     if session.exec(select(Delivery.id).where(by_ref)).first() is not None:
         return ReportOutcome.REPEATED
     orphans = list(
