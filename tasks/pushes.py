@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from worker.app import app
 from worker.errors import ReportFormatError
+from worker.settings import get_settings
 from worker.store import (
     DeliveryStatus,
     Report,
@@ -24,6 +25,7 @@ from worker.store import (
     apply_report,
     mark_push_applied,
     session_scope,
+    suppress,
     utcnow,
 )
 from worker.vendors import veesing
@@ -62,7 +64,7 @@ def apply_payload(session: Session, *, push: VendorPush, now: datetime) -> str:
     if (push.vendor, push.kind) == ("veesing", "sms"):
         parsed = veesing.parse_push(push.payload)
         if isinstance(parsed, veesing.SmsReply):
-            add_inbound(
+            return store_inbound(
                 session,
                 vendor=push.vendor,
                 phone=parsed.mobile,
@@ -71,7 +73,6 @@ def apply_payload(session: Session, *, push: VendorPush, now: datetime) -> str:
                 received_at=parsed.receive_time,
                 now=now,
             )
-            return "inbound stored"
         report = Report(
             vendor=push.vendor,
             vendor_ref=parsed.task_id,
@@ -82,3 +83,34 @@ def apply_payload(session: Session, *, push: VendorPush, now: datetime) -> str:
         )
         return apply_report(session, report=report, now=now)
     raise ReportFormatError(f"no parser for {push.vendor} {push.kind} pushes")
+
+
+def store_inbound(
+    session: Session,
+    *,
+    vendor: str,
+    phone: str,
+    content: str,
+    vendor_ref: str | None,
+    received_at: datetime | None,
+    now: datetime,
+) -> str:
+    """Keep a reply; one that is an opt-out keyword suppresses the number's marketing."""
+    add_inbound(
+        session,
+        vendor=vendor,
+        phone=phone,
+        content=content,
+        vendor_ref=vendor_ref,
+        received_at=received_at,
+        now=now,
+    )
+    if is_opt_out(content):
+        suppress(session, phone=phone, reason=f"replied {content.strip()!r} via {vendor}", now=now)
+        return "inbound stored; number suppressed"
+    return "inbound stored"
+
+
+def is_opt_out(content: str) -> bool:
+    keywords = {k.strip().casefold() for k in get_settings().opt_out_keywords}
+    return content.strip().casefold() in keywords

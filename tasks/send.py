@@ -50,12 +50,14 @@ from worker.store import (
     Delivery,
     DeliveryStatus,
     Job,
+    Purpose,
     claim_for_sending,
     count_error_attempt,
     get_job,
     ids_in,
     move_deliveries,
     session_scope,
+    suppressed_among,
     utcnow,
 )
 from worker.vendors.clock import SHANGHAI
@@ -96,6 +98,9 @@ def deliver_job(job_id: str) -> str:
             )
         if not batch:
             return f"{calls} vendor calls"
+        batch = drop_suppressed(job, batch)
+        if not batch:
+            continue
         reservation = limiter.reserve([d.phone for d in batch])
         defer_held(batch, reservation.held)
         granted = [d for d in batch if d.phone in set(reservation.granted)]
@@ -112,6 +117,26 @@ def deliver_job(job_id: str) -> str:
             limiter.release(reservation, reservation.granted)
         settle(job, granted, outcome)
         calls += 1
+
+
+def drop_suppressed(job: Job, batch: Sequence[Delivery]) -> list[Delivery]:
+    """Marketing never goes to a number that opted out: those recipients fail, saying why."""
+    if job.purpose is not Purpose.MARKETING:
+        return list(batch)
+    with session_scope() as session:
+        suppressed = suppressed_among(session, phones=[d.phone for d in batch])
+        for phone, suppression in suppressed.items():
+            reason = f"suppressed: {suppression.reason}"
+            move_deliveries(
+                session,
+                where=ids_in([d.id for d in batch if d.phone == phone]),
+                from_statuses=[DeliveryStatus.SENDING],
+                to=DeliveryStatus.FAILED,
+                now=utcnow(),
+                detail=reason,
+                last_error=reason,
+            )
+    return [d for d in batch if d.phone not in suppressed]
 
 
 def defer_held(batch: Sequence[Delivery], held: Sequence[Hold]) -> None:

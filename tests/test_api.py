@@ -140,3 +140,22 @@ def test_access_logs_never_show_the_callback_token() -> None:
 
     assert CALLBACK_TOKEN not in record.getMessage()
     assert "/callbacks/veesing/sms/***" in record.getMessage()
+
+
+def test_suppressions_can_be_added_listed_and_removed(client: TestClient) -> None:
+    added = client.post("/v1/suppressions", json={"phone": "+8613800138000", "reason": "asked"})
+    listed = client.get("/v1/suppressions")
+    removed = client.delete("/v1/suppressions/13800138000")
+    again = client.delete("/v1/suppressions/13800138000")
+
+    assert added.status_code == 201
+    assert [(s["phone"], s["reason"]) for s in listed.json()] == [("13800138000", "asked")]
+    assert (removed.status_code, again.status_code) == (204, 404)
+    assert client.get("/v1/suppressions").json() == []
+
+
+def test_a_suppression_with_a_bad_number_is_refused(client: TestClient) -> None:
+    response = client.post("/v1/suppressions", json={"phone": "12345"})
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "phone"]

@@ -32,10 +32,12 @@ from worker.store import (
     Delivery,
     DeliveryStatus,
     NewJob,
+    Purpose,
     create_job,
     deliveries_of,
     get_job,
     session_scope,
+    suppress,
     utcnow,
 )
 
@@ -298,3 +300,21 @@ def test_a_call_the_vendor_refused_gives_its_reservation_back(vendor: FakeVendor
 
     assert len(vendor.calls) == 2
     assert deliveries(job_id)[0].status is DeliveryStatus.SUBMITTED
+
+
+def test_marketing_skips_a_suppressed_number_but_a_code_still_goes(vendor: FakeVendor) -> None:
+    with session_scope() as session:
+        suppress(session, phone="13800138000", reason="replied 'TD' via veesing", now=utcnow())
+    vendor.outcomes = ["1", "2"]
+    marketing = stored_job(phones=["13800138000", "13900139000"])
+    code = stored_job(phones=["13800138000"], purpose=Purpose.VERIFICATION)
+
+    tasks.send.deliver_job(marketing)
+    tasks.send.deliver_job(code)
+
+    assert vendor.calls == [["13900139000"], ["13800138000"]]
+    skipped = deliveries(marketing)[0]
+    assert (skipped.status, skipped.last_error) == (
+        DeliveryStatus.FAILED,
+        "suppressed: replied 'TD' via veesing",
+    )

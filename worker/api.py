@@ -12,14 +12,15 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from worker.errors import InvalidInput
-from worker.messages import SmsRequest
+from worker.messages import Mobile, SmsRequest, normalise_mobile
 from worker.producer import Accepted, submit_sms
 from worker.settings import get_settings
 from worker.store import (
@@ -31,6 +32,9 @@ from worker.store import (
     job_status,
     record_push,
     session_scope,
+    suppress,
+    suppressions,
+    unsuppress,
     utcnow,
 )
 
@@ -153,6 +157,41 @@ def post_cancel(job_id: str) -> JobAccepted:
     if not cancelled:
         raise HTTPException(status.HTTP_409_CONFLICT, "no recipient is left to cancel")
     return JobAccepted(id=job_id, status=current)
+
+
+class SuppressionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: Mobile
+    reason: str = Field("added by an operator", max_length=200)
+
+
+class SuppressionPublic(BaseModel):
+    phone: str
+    reason: str
+    created_at: datetime
+
+
+@api.get("/v1/suppressions", response_model=list[SuppressionPublic])
+def get_suppressions(limit: int = 1000, offset: int = 0) -> list[SuppressionPublic]:
+    """Numbers that receive no marketing, oldest first."""
+    with session_scope() as session:
+        rows = suppressions(session, limit=min(limit, 10_000), offset=offset)
+    return [SuppressionPublic.model_validate(r, from_attributes=True) for r in rows]
+
+
+@api.post("/v1/suppressions", response_model=SuppressionPublic, status_code=201)
+def post_suppression(body: SuppressionIn) -> SuppressionPublic:
+    with session_scope() as session:
+        row = suppress(session, phone=body.phone, reason=body.reason, now=utcnow())
+    return SuppressionPublic.model_validate(row, from_attributes=True)
+
+
+@api.delete("/v1/suppressions/{phone}", status_code=204)
+def delete_suppression(phone: Annotated[str, AfterValidator(normalise_mobile)]) -> None:
+    with session_scope() as session:
+        if not unsuppress(session, phone=phone):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{phone} is not suppressed")
 
 
 @api.get("/healthz", response_class=PlainTextResponse)

@@ -44,6 +44,12 @@ def send() -> None:
 @click.option("--to", "to", multiple=True, required=True, help="A mobile number; repeatable.")
 @click.option("--content", required=True, help="The text, with its 【signature】.")
 @click.option("--vendor", default=None, help="An SMS vendor; default HERALD_DEFAULT_SMS_VENDOR.")
+@click.option(
+    "--purpose",
+    type=click.Choice(["marketing", "notification", "verification"]),
+    default=None,
+    help="marketing (default; never to opted-out numbers), notification or verification.",
+)
 @click.option("--send-at", default=None, help="ISO time with offset: send then, not before.")
 @click.option("--expires-at", default=None, help="ISO time with offset: never send after it.")
 @click.option("--idempotency-key", default=None, help="The same key returns the first job.")
@@ -52,6 +58,7 @@ def send_sms(
     to: tuple[str, ...],
     content: str,
     vendor: str | None,
+    purpose: str | None,
     send_at: str | None,
     expires_at: str | None,
     idempotency_key: str | None,
@@ -63,6 +70,7 @@ def send_sms(
         "to": list(to),
         "content": content,
         "vendor": vendor,
+        "purpose": purpose,
         "send_at": send_at,
         "expires_at": expires_at,
         "idempotency_key": idempotency_key,

@@ -12,6 +12,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from worker.store import Purpose
+
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
 COUNTRY_PREFIXES = ("+86", "0086", "86")
 SIGNATURE = re.compile(r"^【[^【】]{2,16}】|【[^【】]{2,16}】$")
@@ -77,6 +79,10 @@ class SmsRequest(BaseModel):
         description="The text, with its 【signature】 unless HERALD_SMS_SIGNATURE is set."
     )
     vendor: str | None = Field(None, description="A configured SMS vendor; default the setting.")
+    purpose: Purpose = Field(
+        Purpose.MARKETING,
+        description="marketing (never to opted-out numbers), notification or verification.",
+    )
     send_at: AwareDatetime | None = Field(None, description="Send at this time, not before.")
     expires_at: AwareDatetime | None = Field(
         None, description="Never send after this time (a code is worthless once expired)."

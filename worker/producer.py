@@ -79,6 +79,7 @@ def submit_sms(request: SmsRequest | None = None, /, **fields: Any) -> Accepted:
         NewJob(
             channel=Channel.SMS,
             vendor=vendor,
+            purpose=request.purpose,
             content=content,
             phones=request.to,
             send_at=request.send_at,

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     sms_max_chars: int = Field(500, ge=1, description="Longest SMS content accepted.")
     max_recipients: int = Field(1000, ge=1, description="Most recipients in one job.")
     default_sms_vendor: str = "veesing"
+    opt_out_keywords: list[str] = Field(
+        ["TD", "T", "退订", "N"],
+        description="A reply that is one of these (any case) suppresses the number's marketing.",
+    )
 
     # HTTP API and callbacks
     api_host: str = "127.0.0.1"

@@ -107,6 +107,14 @@ REPORTABLE = (DeliveryStatus.SENDING, DeliveryStatus.SUBMITTED, DeliveryStatus.U
 """Statuses a vendor report may settle (a report can beat our own `submitted` commit)."""
 
 
+class Purpose(StrEnum):
+    """Why a job is sent: opted-out numbers get no marketing; codes always go through."""
+
+    MARKETING = "marketing"  # promotions: never sent to a suppressed number
+    NOTIFICATION = "notification"  # transactional notices: sent regardless of opt-out
+    VERIFICATION = "verification"  # one-time codes: sent regardless of opt-out
+
+
 class JobStatus(StrEnum):
     """A job's status, derived from its deliveries by `job_status`."""
 
@@ -121,6 +129,7 @@ class Job(SQLModel, table=True):
     id: str = Field(default_factory=lambda: uuid.uuid4().hex, primary_key=True, max_length=32)
     channel: Channel = Field(sa_type=_enum_column(Channel))
     vendor: str = Field(max_length=32)
+    purpose: Purpose = Field(default=Purpose.MARKETING, sa_type=_enum_column(Purpose))
     content: str
     idempotency_key: str | None = Field(default=None, unique=True, max_length=128)
     send_at: datetime | None = Field(default=None, sa_column=_time_column())
@@ -181,6 +190,14 @@ class InboundMessage(SQLModel, table=True):
     vendor_ref: str | None = Field(default=None, max_length=64)
     received_at: datetime | None = Field(default=None, sa_column=_time_column())
     stored_at: datetime = Field(default_factory=utcnow, sa_column=_time_column(nullable=False))
+
+
+class Suppression(SQLModel, table=True):
+    """A number that asked for no more marketing (an opt-out reply, or an operator)."""
+
+    phone: str = Field(primary_key=True, max_length=20)
+    reason: str
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_time_column(nullable=False))
 
 
 # --- engine and sessions -------------------------------------------------------------------
@@ -252,6 +269,7 @@ class NewJob:
     vendor: str
     content: str
     phones: Sequence[str]
+    purpose: Purpose = Purpose.MARKETING
     send_at: datetime | None = None
     expires_at: datetime | None = None
     idempotency_key: str | None = None
@@ -270,6 +288,7 @@ def create_job(session: Session, *, new: NewJob, now: datetime) -> tuple[Job, bo
     job = Job(
         channel=new.channel,
         vendor=new.vendor,
+        purpose=new.purpose,
         content=new.content,
         idempotency_key=new.idempotency_key,
         send_at=new.send_at,
@@ -516,6 +535,39 @@ def day_counts(session: Session, *, vendor: str, channel: Channel, since: dateti
         if submitted_at is not None and (phone not in last_sent or submitted_at > last_sent[phone]):
             last_sent[phone] = submitted_at
     return DayCounts(per_number=per_number, last_sent=last_sent)
+
+
+# --- suppressions ------------------------------------------------------------------------
+
+
+def suppress(session: Session, *, phone: str, reason: str, now: datetime) -> Suppression:
+    """Add a number to the suppression list (kept as first recorded when already there)."""
+    existing = session.get(Suppression, phone)
+    if existing is not None:
+        return existing
+    suppression = Suppression(phone=phone, reason=reason, created_at=now)
+    session.add(suppression)
+    return suppression
+
+
+def unsuppress(session: Session, *, phone: str) -> bool:
+    existing = session.get(Suppression, phone)
+    if existing is None:
+        return False
+    session.delete(existing)
+    return True
+
+
+def suppressions(session: Session, *, limit: int = 1000, offset: int = 0) -> list[Suppression]:
+    statement = (
+        select(Suppression).order_by(col(Suppression.created_at)).offset(offset).limit(limit)
+    )
+    return list(session.exec(statement))
+
+
+def suppressed_among(session: Session, *, phones: Sequence[str]) -> dict[str, Suppression]:
+    statement = select(Suppression).where(col(Suppression.phone).in_(phones))
+    return {s.phone: s for s in session.exec(statement)}
 
 
 # --- vendor reports and pushes ---------------------------------------------------------------
