@@ -13,7 +13,7 @@ from worker.store import Channel, day_counts, session_scope
 
 
 @cache
-def limits_redis() -> redis.Redis[bytes]:
+def limits_redis() -> redis.Redis:
     """redis-py's pool notices a fork and reconnects, so one client per process is safe."""
     settings = get_settings()
     return redis.Redis.from_url(settings.limits_redis_url or settings.redis_url)
