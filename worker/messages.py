@@ -12,20 +12,12 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from worker.mms import EMOJI
 from worker.store import Purpose
 
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
 COUNTRY_PREFIXES = ("+86", "0086", "86")
 SIGNATURE = re.compile(r"^【[^【】]{2,16}】|【[^【】]{2,16}】$")
-EMOJI = re.compile(
-    "["
-    "\U0001f000-\U0001faff"  # pictographs, emoticons, transport, flags, extended symbols
-    "\u2600-\u27bf"  # miscellaneous symbols and dingbats
-    "\u2300-\u23ff"  # technical symbols drawn as emoji (⌚, ⏰)
-    "\u2b00-\u2bff"  # arrows and stars drawn as emoji (⭐)
-    "\ufe0f\u200d\u20e3"  # emoji presentation selector, joiner, keycap
-    "]"
-)
 
 
 def normalise_mobile(value: str) -> str:

@@ -19,6 +19,7 @@ from datetime import datetime
 import httpx
 
 from worker.errors import (
+    AmbiguousOutcome,
     MessageRejected,
     NotSent,
     QuotaExceeded,
@@ -195,7 +196,8 @@ class VeesingSms:
         )
         reply = parse_reply(response.content)
         if reply.task_id is None:
-            raise UnknownReply(VENDOR, "success without taskId")
+            # The vendor said it took the batch: sending again could duplicate it.
+            raise AmbiguousOutcome(VENDOR, "success without taskId")
         return GroupSubmission(reply.task_id, reply.success_counts, reply.remain_point)
 
     def balance(self) -> Balance:

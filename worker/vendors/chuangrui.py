@@ -1,0 +1,368 @@
+"""Chuangrui (創瑞) SMS: send, balance, the status-report push and the MO (uplink) push.
+
+Read beside ../shared/seeds/002_938120d90c8eec1d.txt. The address comes from the vendor's
+support (setting HERALD_CHUANGRUI_URL); send (`type=pt`) and balance (`type=balance`) are posted
+to it as forms. A send is answered by one CSV line, `code,sendid,invalid,success,black,msg`
+(section 1.7; a field may carry a leading space, as in the document's sample) or, when `code` is
+not 0, by `code,msg` only. `CHUANGRUI_CODES` maps every documented code to an error class.
+
+Report pushes are signed: `name = MD5(AccessSecret + random + timestamp)` (section 3.1);
+`verify_report_signature` checks it and the timestamp's freshness before anything is parsed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+import httpx
+
+from worker.errors import (
+    AmbiguousOutcome,
+    CallbackRejected,
+    FieldProblem,
+    InvalidInput,
+    MessageRejected,
+    NotSent,
+    RecipientRejected,
+    ReportFormatError,
+    TransientError,
+    UnknownReply,
+    VendorBlocked,
+)
+from worker.vendors.clock import SHANGHAI, parse_vendor_time
+from worker.vendors.transport import exchange
+
+VENDOR = "chuangrui"
+STIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+CONTENT_MAX_CHARS = 500
+DIGITS = re.compile(r"^[0-9]+$")
+MILLISECOND_TIMESTAMP_DIGITS = 13
+MO_FIELD_SEPARATOR = "#@#"
+MO_RECORD_SEPARATOR = "#@@#"
+
+
+def _message(reply: str) -> NotSent:
+    return MessageRejected(VENDOR, reply)
+
+
+def _recipient(reply: str) -> NotSent:
+    return RecipientRejected(VENDOR, reply)
+
+
+def _blocked(reply: str) -> NotSent:
+    return VendorBlocked(VENDOR, reply)
+
+
+def _transient(reply: str) -> NotSent:
+    return TransientError(VENDOR, reply)
+
+
+CHUANGRUI_CODES: Mapping[str, Callable[[str], NotSent]] = {
+    "1": _message,  # 含有敏感詞匯
+    "2": _message,  # 含有敏感詞匯
+    "3": _recipient,  # 沒有號碼: none of the numbers given is usable
+    "4": _message,  # 包含sql語句
+    "10": _blocked,  # 賬號不存在
+    "11": _blocked,  # 賬號注銷
+    "12": _blocked,  # 賬號停用
+    "13": _blocked,  # IP鑒權失敗
+    "14": _message,  # 格式錯誤: the request is malformed; sending it again fails the same way
+    "-1": _transient,  # 系統異常
+}
+"""Every failure code of section 1.7.3 (send) and the class it raises; 0 is success."""
+
+BALANCE_CODES: Mapping[str, Callable[[str], NotSent]] = {
+    code: CHUANGRUI_CODES[code] for code in ("10", "11", "12", "13")
+}
+"""Every failure code of section 2.4 (balance); the others are undocumented there."""
+
+
+@dataclass(frozen=True)
+class ChuangruiCredentials:
+    name: str
+    pwd: str = field(repr=False)
+
+    def form(self) -> dict[str, str]:
+        return {"name": self.name, "pwd": self.pwd}
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The vendor took the request: one `send_id` for every number in it (section 1.7.1)."""
+
+    send_id: str
+    invalid_count: int
+    success_count: int
+    black_count: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Balance:
+    balance: Decimal
+
+
+def _reply_fields(body: bytes) -> list[str]:
+    text = body.decode("utf-8", errors="replace").strip()
+    if not text:
+        raise UnknownReply(VENDOR, "empty reply")
+    return [part.strip() for part in text.split(",", 5)]
+
+
+def _raise_failure(fields: list[str], table: Mapping[str, Callable[[str], NotSent]]) -> None:
+    reply = ",".join(fields)[:200]
+    raise_error = table.get(fields[0])
+    if raise_error is None:
+        raise UnknownReply(VENDOR, f"undocumented reply: {reply!r}")
+    raise raise_error(reply)
+
+
+def parse_send_reply(body: bytes) -> Submission:
+    """Parse the send reply line; raise the mapped `NotSent` class for a documented failure.
+
+    A `0` whose other fields cannot be read is `AmbiguousOutcome`: the vendor says it took the
+    message, so it must not be sent again.
+    """
+    fields = _reply_fields(body)
+    if fields[0] != "0":
+        _raise_failure(fields, CHUANGRUI_CODES)
+    reply = ",".join(fields)[:200]
+    if len(fields) != 6 or not fields[1]:
+        raise AmbiguousOutcome(VENDOR, f"code 0 without the documented six fields: {reply!r}")
+    send_id, invalid, success, black, message = fields[1:]
+    counts = (invalid, success, black)
+    if not all(DIGITS.match(count) for count in counts):
+        raise AmbiguousOutcome(VENDOR, f"code 0 with counts that are not numbers: {reply!r}")
+    return Submission(send_id, int(invalid), int(success), int(black), message)
+
+
+def parse_balance_reply(body: bytes) -> Balance:
+    """Parse the balance reply, `code,balance` (section 2.3 names the two fields, not the layout,
+    so the send reply's CSV is assumed)."""
+    fields = _reply_fields(body)
+    if fields[0] != "0":
+        _raise_failure(fields, BALANCE_CODES)
+    if len(fields) < 2:
+        raise UnknownReply(VENDOR, f"balance reply without a balance: {','.join(fields)!r}")
+    try:
+        return Balance(Decimal(fields[1]))
+    except InvalidOperation:
+        raise UnknownReply(VENDOR, f"balance is not a number: {fields[1][:50]!r}") from None
+
+
+def send_problems(
+    mobiles: Sequence[str], content: str, sign: str, extno: str | None
+) -> list[FieldProblem]:
+    """The rules of section 1.6 a send request breaks."""
+    problems: list[FieldProblem] = []
+    if not mobiles:
+        problems.append(FieldProblem("mobile", "at least one number"))
+    if not 1 <= len(content) <= CONTENT_MAX_CHARS:
+        problems.append(
+            FieldProblem("content", f"1 to {CONTENT_MAX_CHARS} characters, is {len(content)}")
+        )
+    if not sign.strip():
+        problems.append(FieldProblem("sign", "must not be empty (the vendor requires a sign)"))
+    if extno is not None and not DIGITS.match(extno):
+        problems.append(FieldProblem("extno", "digits only"))
+    return problems
+
+
+class Chuangrui:
+    """The SMS interface at the address Chuangrui's support gives (one URL for every call)."""
+
+    def __init__(
+        self, client: httpx.Client, base_url: str, credentials: ChuangruiCredentials
+    ) -> None:
+        self._client = client
+        self._url = base_url
+        self._credentials = credentials
+
+    def send(
+        self,
+        mobiles: Sequence[str],
+        content: str,
+        sign: str,
+        *,
+        stime: datetime | None = None,
+        extno: str | None = None,
+    ) -> Submission:
+        """Send one content to the numbers (`type=pt`); `stime` schedules it at the vendor.
+
+        Raises `InvalidInput` before any call when a rule of section 1.6 is broken.
+        """
+        problems = send_problems(mobiles, content, sign, extno)
+        if problems:
+            raise InvalidInput(problems)
+        form = self._credentials.form() | {
+            "content": content,
+            "mobile": ",".join(mobiles),
+            "sign": sign,
+            "type": "pt",
+        }
+        if stime is not None:
+            form["stime"] = stime.astimezone(SHANGHAI).strftime(STIME_FORMAT)
+        if extno is not None:
+            form["extno"] = extno
+        response = exchange(self._client, VENDOR, "POST", self._url, data=form)
+        return parse_send_reply(response.content)
+
+    def balance(self) -> Balance:
+        """The account's balance (`type=balance`)."""
+        form = self._credentials.form() | {"type": "balance"}
+        response = exchange(self._client, VENDOR, "POST", self._url, data=form)
+        return parse_balance_reply(response.content)
+
+
+# Pushes ------------------------------------------------------------------------------------------
+
+
+def verify_report_signature(
+    fields: Mapping[str, str], access_secret: str, now: datetime, max_age_s: float
+) -> None:
+    """Accept a status-report push only if `name == MD5(AccessSecret + random + timestamp)`
+    and `timestamp` is within `max_age_s` of `now` (either side).
+
+    The digest is compared as lower-case hex, whatever case the vendor writes; `timestamp` is
+    UNIX time in seconds, or milliseconds when it has 13 digits (the document gives no unit).
+    Raises `CallbackRejected`; the message never contains the secret or the expected digest.
+    """
+    name = (fields.get("name") or "").strip().lower()
+    random = fields.get("random") or ""
+    timestamp = (fields.get("timestamp") or "").strip()
+    if not name:
+        raise CallbackRejected("chuangrui report push without a signature (name)")
+    if not random:
+        raise CallbackRejected("chuangrui report push without random")
+    if not DIGITS.match(timestamp):
+        raise CallbackRejected(f"chuangrui report push timestamp is not UNIX time: {timestamp!r}")
+    expected = hashlib.md5(
+        (access_secret + random + timestamp).encode("utf-8"), usedforsecurity=False
+    ).hexdigest()
+    if not hmac.compare_digest(expected.encode("ascii"), name.encode("utf-8")):
+        raise CallbackRejected("chuangrui report push signature does not match")
+    sent_s = int(timestamp)
+    if len(timestamp) >= MILLISECOND_TIMESTAMP_DIGITS:
+        sent_s = sent_s // 1000
+    age_s = now.timestamp() - sent_s
+    if abs(age_s) > max_age_s:
+        raise CallbackRejected(
+            f"chuangrui report push timestamp is {age_s:.0f} s from now (limit {max_age_s:g} s)"
+        )
+
+
+def verify_push_login(
+    fields: Mapping[str, str], *, name: str | None = None, pwd: str | None = None
+) -> None:
+    """Check the `name`/`pwd` the vendor was told to send with MO pushes (section 4.1; both may be
+    left empty) and the `pwd` of report pushes (section 3.1). Only the given ones are checked.
+    """
+    for key, expected in (("name", name), ("pwd", pwd)):
+        if expected is None:
+            continue
+        given = fields.get(key) or ""
+        if not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
+            raise CallbackRejected(f"chuangrui push {key} does not match")
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """A status-report push: one `state` for every number in `mobiles` (section 3.1).
+
+    `state` is the vendor's word verbatim (DELIVRD, UNDELIV, ERR:104, ...); `time` is the first
+    number's report time.
+    """
+
+    send_id: str
+    mobiles: tuple[str, ...]
+    state: str
+    time: datetime | None
+
+
+def parse_report_push(fields: Mapping[str, str]) -> StatusReport:
+    """Parse a status-report push (`sendid`, `time`, `mobile`, `state`), once
+    `verify_report_signature` has accepted it.
+
+    Raises `ReportFormatError` naming the missing or malformed field.
+    """
+    send_id = _required(fields, "sendid")
+    state = _required(fields, "state")
+    if any(char.isspace() for char in state):
+        raise ReportFormatError(f"state has whitespace in it: {state!r}")
+    mobiles = tuple(part.strip() for part in _required(fields, "mobile").split(","))
+    for mobile in mobiles:
+        if not DIGITS.match(mobile):
+            raise ReportFormatError(f"mobile is not a list of numbers: {fields['mobile']!r}")
+    return StatusReport(
+        send_id=send_id,
+        mobiles=mobiles,
+        state=state,
+        time=parse_vendor_time(fields.get("time"), field="time"),
+    )
+
+
+@dataclass(frozen=True)
+class Uplink:
+    """One MO message: what a handset sent to our number (section 4.1).
+
+    `system_extno` is the vendor's part of the extension, `custom_extno` ours (the `extno` we
+    sent with); either may be empty.
+    """
+
+    mobile: str
+    content: str
+    time: datetime | None
+    system_extno: str
+    custom_extno: str
+
+
+def parse_mo_push(fields: Mapping[str, str], *, system_extno_length: int) -> list[Uplink]:
+    """Parse the `args` of an MO push: records split by `#@@#`, fields by `#@#`
+    (mobile, content, time, system extension + custom extension).
+
+    The vendor advises splitting the extension by the system part's length, which only the
+    account's configuration knows, hence `system_extno_length` (3 in the document's example).
+    Blank records are skipped; anything else malformed raises `ReportFormatError`.
+    """
+    args = fields.get("args")
+    if args is None or not args.strip():
+        raise ReportFormatError("args is missing")
+    uplinks: list[Uplink] = []
+    for index, record in enumerate(args.split(MO_RECORD_SEPARATOR)):
+        if not record.strip():
+            continue
+        parts = record.split(MO_FIELD_SEPARATOR)
+        if len(parts) == 3:
+            parts.append("")  # the extension "may be empty", separator and all
+        if len(parts) != 4:
+            raise ReportFormatError(
+                f"MO record {index} has {len(parts)} fields, expected 4: {record[:200]!r}"
+            )
+        mobile, content, time, extno = (parts[0].strip(), parts[1], parts[2], parts[3].strip())
+        if not DIGITS.match(mobile):
+            raise ReportFormatError(f"MO record {index}: mobile is not a number: {mobile!r}")
+        if extno and not DIGITS.match(extno):
+            raise ReportFormatError(f"MO record {index}: extension is not digits: {extno!r}")
+        uplinks.append(
+            Uplink(
+                mobile=mobile,
+                content=content,
+                time=parse_vendor_time(time, field=f"MO record {index} time"),
+                system_extno=extno[:system_extno_length],
+                custom_extno=extno[system_extno_length:],
+            )
+        )
+    return uplinks
+
+
+def _required(fields: Mapping[str, str], name: str) -> str:
+    value = (fields.get(name) or "").strip()
+    if not value:
+        raise ReportFormatError(f"{name} is missing")
+    return value

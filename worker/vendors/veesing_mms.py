@@ -1,0 +1,160 @@
+"""Veesing (中昱维信) MMS: `mmsApi/create`, `mmsApi/send`, the balance, and the two pushes.
+
+Read beside ../shared/seeds/000_47e5a586ff1939ca.txt. Sending is two calls: `create` stores the
+title and frames and answers the MMS id (in the reply's `taskId`); `send` sends that MMS to
+phones and answers the batch's task id, which the audit-result and receipt pushes name. The
+replies have the SMS product's JSON shape and messages, so `veesing.parse_reply` reads them.
+
+The balance address differs between the document's table (`/mmsApi/getBalance`) and its sample
+(`/mmsApi/group/getBalance`): the table is the default, the constructor takes the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+
+from worker.errors import AmbiguousOutcome, ReportFormatError, UnknownReply
+from worker.mms import Mms, encode_for_veesing, validate_for_veesing
+from worker.vendors import veesing
+from worker.vendors.clock import SHANGHAI
+from worker.vendors.transport import exchange
+from worker.vendors.veesing import VENDOR, Balance, VeesingCredentials, parse_reply
+
+MMS_CREATE_PATH = "/mmsApi/create"
+MMS_SEND_PATH = "/mmsApi/send"
+MMS_BALANCE_PATH = "/mmsApi/getBalance"
+"""The address in the document's table; its request sample uses `/mmsApi/group/getBalance`."""
+
+
+@dataclass(frozen=True)
+class MmsSubmission:
+    """The vendor took the batch: `task_id` names it in the audit-result and receipt pushes."""
+
+    task_id: str
+    success_counts: int | None
+    remain_point: int | None
+
+
+class VeesingMms:
+    """The MMS product at cloud.10658.com.cn (setting HERALD_VEESING_CLOUD_BASE)."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        base_url: str,
+        credentials: VeesingCredentials,
+        *,
+        balance_path: str = MMS_BALANCE_PATH,
+    ) -> None:
+        self._client = client
+        self._base_url = base_url.rstrip("/")
+        self._credentials = credentials
+        self._balance_path = balance_path
+
+    def create(self, mms: Mms) -> str:
+        """Store the MMS at the vendor (`mmsApi/create`) and return its MMS id.
+
+        Raises `InvalidInput` before any call when the MMS breaks a rule of the document.
+        Creating is not sending: a retried create at worst leaves an unused MMS at the vendor.
+        """
+        validate_for_veesing(mms)
+        form = self._credentials.form() | {"title": mms.title, "content": encode_for_veesing(mms)}
+        reply = self._post(MMS_CREATE_PATH, form)
+        if reply.task_id is None:
+            raise UnknownReply(VENDOR, "create succeeded without an MMS id (taskId)")
+        return reply.task_id
+
+    def send(
+        self, mms_id: str, phones: Sequence[str], *, send_time: datetime | None = None
+    ) -> MmsSubmission:
+        """Send a created MMS to phones (`mmsApi/send`); `send_time` schedules it at the vendor.
+
+        A success without a task id is `AmbiguousOutcome`: the vendor said it took the batch,
+        so it must not be sent again, yet no report can be matched to it.
+        """
+        form = self._credentials.form() | {"mmsId": mms_id, "phone": ",".join(phones)}
+        if send_time is not None:
+            form["sendTime"] = send_time.astimezone(SHANGHAI).strftime(veesing.SEND_TIME_FORMAT)
+        reply = self._post(MMS_SEND_PATH, form)
+        if reply.task_id is None:
+            raise AmbiguousOutcome(VENDOR, "send succeeded without a taskId")
+        return MmsSubmission(reply.task_id, reply.success_counts, reply.remain_point)
+
+    def balance(self) -> Balance:
+        """Messages left on the MMS account."""
+        return Balance(self._post(self._balance_path, self._credentials.form()).remain_point)
+
+    def _post(self, path: str, form: dict[str, str]) -> veesing.VeesingReply:
+        response = exchange(self._client, VENDOR, "POST", self._base_url + path, data=form)
+        return parse_reply(response.content)
+
+
+@dataclass(frozen=True)
+class MmsAudit:
+    """The audit-result push (section 3): the vendor's review of a sent batch.
+
+    `approved` is `returnStatus` 1; a refused batch (0) is never delivered, and `message` says
+    why (e.g. 内容不合规).
+    """
+
+    task_id: str
+    approved: bool
+    message: str | None
+
+
+@dataclass(frozen=True)
+class MmsReceipt:
+    """The receipt push (section 4): `delivered` is status 1. It carries no carrier code."""
+
+    mobile: str
+    task_id: str
+    delivered: bool
+    receive_time: datetime | None
+
+
+def parse_audit_push(form: Mapping[str, str]) -> MmsAudit:
+    """Parse an audit-result push (`taskId`, `returnStatus` 0/1, `message`).
+
+    Raises `ReportFormatError` naming the missing or malformed field.
+    """
+    task_id = _required(form, "taskId")
+    status = _required(form, "returnStatus")
+    if status not in ("0", "1"):
+        raise ReportFormatError(f"returnStatus must be 1 or 0, got {status!r}")
+    message = (form.get("message") or "").strip() or None
+    return MmsAudit(task_id=task_id, approved=status == "1", message=message)
+
+
+def parse_receipt_push(form: Mapping[str, str]) -> MmsReceipt:
+    """Parse a receipt push (`mobile`, `taskid`, `status`, `receivetime`).
+
+    The fields are the SMS receipt's without `code`, so `veesing.parse_push` reads them.
+    """
+    parsed = veesing.parse_push(form)
+    if isinstance(parsed, veesing.SmsReply):
+        raise ReportFormatError("a reply push (it has content); MMS pushes only receipts")
+    return MmsReceipt(
+        mobile=parsed.mobile,
+        task_id=parsed.task_id,
+        delivered=parsed.delivered,
+        receive_time=parsed.receive_time,
+    )
+
+
+def parse_push(form: Mapping[str, str]) -> MmsAudit | MmsReceipt:
+    """Parse either push, for a callback address that receives both: audits carry
+    `returnStatus`, receipts `status`."""
+    if "returnStatus" in form:
+        return parse_audit_push(form)
+    return parse_receipt_push(form)
+
+
+def _required(form: Mapping[str, str], name: str) -> str:
+    value = (form.get(name) or "").strip()
+    if not value:
+        raise ReportFormatError(f"{name} is missing")
+    return value
