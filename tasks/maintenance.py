@@ -3,7 +3,8 @@
 - `herald.release_due`: scheduled and deferred recipients whose time has come → queued, and
   their jobs enqueued (the only way a wait ends: no Celery countdowns).
 - `herald.sweep`: jobs whose queued recipients were enqueued long ago are enqueued again (Redis
-  may have lost the task; the claim makes a duplicate harmless); recipients `sending` for longer
+  may have lost the task; the claim makes a duplicate harmless); recipients `claimed` by a
+  worker that died before calling the vendor are queued again; recipients `sending` for longer
   than any task can run become `unknown` (never resent: the call may have reached the vendor);
   pushes not yet applied are applied again.
 """
@@ -24,6 +25,7 @@ from worker.store import (
     expire_stale_sending,
     mark_enqueued,
     release_due,
+    requeue_stale_claims,
     session_scope,
     stale_queued_jobs,
     utcnow,
@@ -50,7 +52,9 @@ def sweep() -> dict[str, int]:
     now = utcnow()
     with session_scope() as session:
         lost = expire_stale_sending(session, now=now, older_than_s=settings.sending_timeout_s)
+        reclaimed = requeue_stale_claims(session, now=now, older_than_s=settings.sending_timeout_s)
         stale = stale_queued_jobs(session, now=now, older_than_s=settings.requeue_after_s)
+        stale = sorted(set(stale) | set(reclaimed))
         mark_enqueued(session, job_ids=stale, now=now)
     if lost:
         log.error("%d recipients were left sending by a stopped worker: now unknown", len(lost))

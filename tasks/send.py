@@ -55,6 +55,7 @@ from worker.store import (
     count_error_attempt,
     get_job,
     ids_in,
+    mark_sending,
     move_deliveries,
     session_scope,
     suppressed_among,
@@ -112,6 +113,14 @@ def deliver_job(job_id: str) -> str:
             paced = RateLimited(job.vendor, "herald's request-rate cap", retry_after_s=wait_s)
             settle(job, granted, paced)
             continue
+        with session_scope() as session:
+            still_ours = mark_sending(session, delivery_ids=[d.id for d in granted], now=utcnow())
+        if len(still_ours) < len(granted):
+            cancelled = [p for d in granted if d.id not in still_ours for p in [d.phone]]
+            limiter.release(reservation, cancelled)
+            granted = [d for d in granted if d.id in still_ours]
+            if not granted:
+                continue
         outcome = call_vendor(job, granted)
         if isinstance(outcome, NotSent | ConfigurationError):
             limiter.release(reservation, reservation.granted)
@@ -130,7 +139,7 @@ def drop_suppressed(job: Job, batch: Sequence[Delivery]) -> list[Delivery]:
             move_deliveries(
                 session,
                 where=ids_in([d.id for d in batch if d.phone == phone]),
-                from_statuses=[DeliveryStatus.SENDING],
+                from_statuses=[DeliveryStatus.CLAIMED],
                 to=DeliveryStatus.FAILED,
                 now=utcnow(),
                 detail=reason,
@@ -151,7 +160,7 @@ def defer_held(batch: Sequence[Delivery], held: Sequence[Hold]) -> None:
             move_deliveries(
                 session,
                 where=ids_in([ids_by_phone[hold.phone]]),
-                from_statuses=[DeliveryStatus.SENDING],
+                from_statuses=[DeliveryStatus.CLAIMED],
                 to=DeliveryStatus.DEFERRED,
                 now=now,
                 detail=reason,
@@ -201,12 +210,17 @@ def settle(job: Job, batch: Sequence[Delivery], outcome: Accepted | Exception) -
     with session_scope() as session:
 
         def move(to: DeliveryStatus, detail: str, **values: object) -> None:
-            # From `unknown` too: the sweeper may have presumed a slow call lost; what the
-            # vendor answered is better knowledge than that presumption.
+            # From `claimed` when no call was made (request pacing); from `unknown` too: the
+            # sweeper may have presumed a slow call lost, and what the vendor answered is
+            # better knowledge than that presumption.
             move_deliveries(
                 session,
                 where=ids_in(ids),
-                from_statuses=[DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN],
+                from_statuses=[
+                    DeliveryStatus.CLAIMED,
+                    DeliveryStatus.SENDING,
+                    DeliveryStatus.UNKNOWN,
+                ],
                 to=to,
                 now=now,
                 detail=detail,

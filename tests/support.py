@@ -23,6 +23,8 @@ import redis
 
 IN_CI = os.environ.get("CI") == "true"
 PYTHON = sys.executable
+HERALD = str(Path(sys.executable).with_name("herald"))
+"""The installed console script, as a user runs it."""
 
 
 def need(what: str) -> None:

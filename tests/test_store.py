@@ -24,8 +24,10 @@ from worker.store import (
     events_of,
     expire_stale_sending,
     job_status,
+    mark_sending,
     move_deliveries,
     release_due,
+    requeue_stale_claims,
     session_scope,
     stale_queued_jobs,
 )
@@ -45,6 +47,14 @@ def new_job(**overrides: object) -> NewJob:
     }
     fields.update(overrides)
     return NewJob(**fields)  # type: ignore[arg-type]
+
+
+def claim_and_send(job_id: str, limit: int = 10) -> list[int]:
+    """What the send task does before its vendor call: claim, then mark sending."""
+    with session_scope() as session:
+        batch = claim_for_sending(session, job_id=job_id, now=NOW, limit=limit)
+    with session_scope() as session:
+        return sorted(mark_sending(session, delivery_ids=[d.id for d in batch], now=NOW))
 
 
 def stored_job(**overrides: object) -> str:
@@ -139,8 +149,7 @@ def test_concurrent_claimers_never_claim_the_same_delivery_twice() -> None:
 
 def test_a_move_changes_only_rows_in_an_allowed_status_and_records_each_change() -> None:
     job_id = stored_job()
-    with session_scope() as session:
-        claim_for_sending(session, job_id=job_id, now=NOW, limit=1)
+    claim_and_send(job_id, limit=1)
     with session_scope() as session:
         moved = move_deliveries(
             session,
@@ -156,13 +165,13 @@ def test_a_move_changes_only_rows_in_an_allowed_status_and_records_each_change()
     )
     with session_scope() as session:
         history = [(e.from_status, e.to_status) for e in events_of(session, delivery_ids=moved)]
-    assert history == [("queued", "sending"), ("sending", "submitted")]
+    assert history == [("queued", "claimed"), ("claimed", "sending"), ("sending", "submitted")]
 
 
 def submitted_job() -> str:
     job_id = stored_job()
+    claim_and_send(job_id)
     with session_scope() as session:
-        claim_for_sending(session, job_id=job_id, now=NOW, limit=10)
         move_deliveries(
             session,
             where=col(Delivery.job_id) == job_id,
@@ -212,7 +221,7 @@ def test_a_later_final_report_changes_a_final_status_and_an_older_one_does_not()
     with session_scope() as session:
         delivery_id = deliveries_of(session, job_id=job_id)[0].id
         history = [e.to_status for e in events_of(session, delivery_ids=[delivery_id])]
-    assert history == ["sending", "submitted", "undelivered", "delivered"]
+    assert history == ["claimed", "sending", "submitted", "undelivered", "delivered"]
 
 
 def test_a_report_for_an_unknown_batch_is_unmatched() -> None:
@@ -226,8 +235,7 @@ def test_a_report_for_an_unknown_batch_is_unmatched() -> None:
 
 def test_a_report_settles_a_delivery_whose_batch_id_was_never_stored() -> None:
     job_id = stored_job(phones=[PHONES[0]])
-    with session_scope() as session:
-        claim_for_sending(session, job_id=job_id, now=NOW, limit=10)
+    claim_and_send(job_id)
     with session_scope() as session:
         expire_stale_sending(session, now=NOW + timedelta(hours=1), older_than_s=60)
     assert statuses(job_id) == [DeliveryStatus.UNKNOWN]
@@ -241,8 +249,7 @@ def test_a_report_settles_a_delivery_whose_batch_id_was_never_stored() -> None:
 
 def test_sending_for_too_long_becomes_unknown_and_never_queued_again() -> None:
     job_id = stored_job()
-    with session_scope() as session:
-        claim_for_sending(session, job_id=job_id, now=NOW, limit=1)
+    claim_and_send(job_id, limit=1)
 
     with session_scope() as session:
         early = expire_stale_sending(session, now=NOW + timedelta(seconds=30), older_than_s=60)
@@ -251,6 +258,37 @@ def test_sending_for_too_long_becomes_unknown_and_never_queued_again() -> None:
 
     assert (len(early), len(late)) == (0, 1)
     assert DeliveryStatus.UNKNOWN in statuses(job_id)
+
+
+def test_a_claim_left_by_a_dead_worker_is_queued_again_but_a_send_is_not() -> None:
+    job_id = stored_job()
+    with session_scope() as session:
+        claim_for_sending(session, job_id=job_id, now=NOW, limit=2)
+    claim_and_send(job_id, limit=1)
+
+    with session_scope() as session:
+        early = requeue_stale_claims(session, now=NOW + timedelta(seconds=30), older_than_s=60)
+    with session_scope() as session:
+        late = requeue_stale_claims(session, now=NOW + timedelta(seconds=61), older_than_s=60)
+
+    assert (early, late) == ([], [job_id])
+    assert sorted(statuses(job_id)) == sorted(
+        [DeliveryStatus.QUEUED, DeliveryStatus.QUEUED, DeliveryStatus.SENDING]
+    )
+
+
+def test_a_cancel_between_claim_and_send_keeps_the_recipient_from_being_sent() -> None:
+    job_id = stored_job(phones=[PHONES[0]])
+    with session_scope() as session:
+        batch = claim_for_sending(session, job_id=job_id, now=NOW, limit=1)
+    with session_scope() as session:
+        cancel_job(session, job_id=job_id, now=NOW)
+
+    with session_scope() as session:
+        still_ours = mark_sending(session, delivery_ids=[d.id for d in batch], now=NOW)
+
+    assert still_ours == set()
+    assert statuses(job_id) == [DeliveryStatus.CANCELLED]
 
 
 def test_queued_jobs_enqueued_long_ago_are_found_for_requeueing() -> None:
@@ -264,10 +302,9 @@ def test_queued_jobs_enqueued_long_ago_are_found_for_requeueing() -> None:
     assert (fresh, stale) == ([], [job_id])
 
 
-def test_cancel_stops_unsent_recipients_but_not_submitted_ones() -> None:
+def test_cancel_stops_unsent_recipients_but_not_ones_being_sent() -> None:
     job_id = stored_job()
-    with session_scope() as session:
-        claim_for_sending(session, job_id=job_id, now=NOW, limit=1)
+    claim_and_send(job_id, limit=1)
 
     with session_scope() as session:
         cancelled = cancel_job(session, job_id=job_id, now=NOW)
@@ -283,6 +320,7 @@ def test_cancel_stops_unsent_recipients_but_not_submitted_ones() -> None:
     [
         (["scheduled", "scheduled"], JobStatus.SCHEDULED),
         (["queued", "submitted"], JobStatus.QUEUED),
+        (["claimed", "submitted"], JobStatus.QUEUED),
         (["deferred", "delivered"], JobStatus.QUEUED),
         (["submitted", "unknown", "delivered"], JobStatus.SUBMITTED),
         (["delivered", "failed", "undelivered"], JobStatus.COMPLETED),

@@ -5,11 +5,15 @@ recipient of a job and carries the state machine below. Every status change goes
 `move_deliveries`, a conditional UPDATE that also writes one `DeliveryEvent` per row it changed, so
 two processes racing for the same rows cannot both win and every change is on record.
 
-    scheduled ──► queued ──► sending ──► submitted ──► delivered / undelivered
-        │            ▲  │        │  │          │
-        │            │  ▼        │  └► unknown ─┘ (a report settles it)
-        │         deferred ◄─────┘
-        └──► cancelled (from scheduled, queued, deferred)      failed (from any unsent state)
+    scheduled ──► queued ──► claimed ──► sending ──► submitted ──► delivered / undelivered
+        │            ▲  │       │          │  │          │
+        │            │  ▼       │          │  └► unknown ─┘ (a report settles it)
+        │         deferred ◄────┴──────────┘
+        └──► cancelled (from any unsent state)      failed (from any unsent state)
+
+`claimed` and `sending` are two steps on purpose: a worker that dies holding `claimed` rows has
+not called the vendor, so the sweeper queues them again; one that dies with rows `sending` may
+have, so they become `unknown`. The second step is one more UPDATE per batch.
 
 Works on SQLite (WAL, busy timeout) and PostgreSQL; all times are stored as UTC.
 """
@@ -82,6 +86,7 @@ class Channel(StrEnum):
 class DeliveryStatus(StrEnum):
     SCHEDULED = "scheduled"  # waits in the store for the job's send_at
     QUEUED = "queued"  # sendable now; a send task for its job is in the broker
+    CLAIMED = "claimed"  # taken by a worker that has not called the vendor yet
     DEFERRED = "deferred"  # waits for not_before: a vendor limit, or a retry after a passing error
     SENDING = "sending"  # claimed by a worker; the vendor call may be under way
     SUBMITTED = "submitted"  # the vendor took it (vendor_ref set); waiting for its report
@@ -96,6 +101,7 @@ UNSENT = (
     DeliveryStatus.SCHEDULED,
     DeliveryStatus.QUEUED,
     DeliveryStatus.DEFERRED,
+    DeliveryStatus.CLAIMED,
 )
 FINAL = (
     DeliveryStatus.DELIVERED,
@@ -352,7 +358,13 @@ def job_status(deliveries: Iterable[Delivery]) -> JobStatus:
         )
     if open_statuses == {DeliveryStatus.SCHEDULED}:
         return JobStatus.SCHEDULED
-    if open_statuses & {DeliveryStatus.QUEUED, DeliveryStatus.DEFERRED, DeliveryStatus.SENDING}:
+    busy = {
+        DeliveryStatus.QUEUED,
+        DeliveryStatus.DEFERRED,
+        DeliveryStatus.CLAIMED,
+        DeliveryStatus.SENDING,
+    }
+    if open_statuses & busy:
         return JobStatus.QUEUED
     if DeliveryStatus.SCHEDULED in open_statuses:
         return JobStatus.SCHEDULED
@@ -418,7 +430,7 @@ def move_deliveries(
 def claim_for_sending(
     session: Session, *, job_id: str, now: datetime, limit: int
 ) -> list[Delivery]:
-    """Claim up to `limit` of the job's queued deliveries for one vendor call (→ sending).
+    """Claim up to `limit` of the job's queued deliveries for one vendor call (→ claimed).
 
     Returns only the rows this call moved: a concurrent claimer gets the others or none.
     """
@@ -429,7 +441,7 @@ def claim_for_sending(
         session,
         where=col(Delivery.id).in_(candidates.order_by(col(Delivery.id)).limit(limit)),
         from_statuses=[DeliveryStatus.QUEUED],
-        to=DeliveryStatus.SENDING,
+        to=DeliveryStatus.CLAIMED,
         now=now,
         claimed_at=now,
     )
@@ -437,6 +449,23 @@ def claim_for_sending(
         return []
     statement = select(Delivery).where(col(Delivery.id).in_(ids)).order_by(col(Delivery.id))
     return list(session.exec(statement))
+
+
+def mark_sending(
+    session: Session, *, delivery_ids: Sequence[int | None], now: datetime
+) -> set[int]:
+    """claimed → sending, committed just before the vendor call; returns the ids still claimed
+    (a cancel may have taken some in between: those must not be sent)."""
+    return set(
+        move_deliveries(
+            session,
+            where=ids_in(delivery_ids),
+            from_statuses=[DeliveryStatus.CLAIMED],
+            to=DeliveryStatus.SENDING,
+            now=now,
+            claimed_at=now,
+        )
+    )
 
 
 def ids_in(ids: Sequence[int | None]) -> Any:
@@ -499,6 +528,32 @@ def expire_stale_sending(session: Session, *, now: datetime, older_than_s: float
         detail="sending timed out: the worker stopped during the vendor call",
         last_error="sending timed out: the worker stopped during the vendor call",
     )
+
+
+def requeue_stale_claims(session: Session, *, now: datetime, older_than_s: float) -> list[str]:
+    """`claimed` for longer than any task may run: the worker died before calling the vendor,
+    so sending is still safe. Back to queued; returns their jobs, to enqueue again."""
+    cutoff = datetime.fromtimestamp(now.timestamp() - older_than_s, UTC)
+    stale = list(
+        session.exec(
+            select(Delivery.id, Delivery.job_id).where(
+                col(Delivery.status) == DeliveryStatus.CLAIMED, col(Delivery.claimed_at) <= cutoff
+            )
+        )
+    )
+    moved = set(
+        move_deliveries(
+            session,
+            where=ids_in([delivery_id for delivery_id, _ in stale]),
+            from_statuses=[DeliveryStatus.CLAIMED],
+            to=DeliveryStatus.QUEUED,
+            now=now,
+            detail="claimed by a worker that stopped before calling the vendor",
+        )
+    )
+    job_ids = sorted({job_id for delivery_id, job_id in stale if delivery_id in moved})
+    mark_enqueued(session, job_ids=job_ids, now=now)
+    return job_ids
 
 
 def cancel_job(session: Session, *, job_id: str, now: datetime) -> list[int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import PYTHON, free_port, wait_until
+from tests.support import HERALD, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ def test_herald_up_runs_everything_and_a_sent_sms_is_delivered(
         "HERALD_WORKER_CONCURRENCY": "2",
         "PYTHONUNBUFFERED": "1",
     }
-    herald = [PYTHON, "-m", "worker.cli"]
+    herald = [HERALD]
     output = tmp_path / "up.out"
     with output.open("w") as out:
         up = subprocess.Popen(

@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 
 from tests.integration.conftest import System
-from tests.support import PYTHON
+from tests.support import HERALD
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ def test_an_sms_posted_over_http_reaches_delivered(system: System) -> None:
 
 
 def test_the_cli_sends_and_shows_the_recipient_delivered(system: System) -> None:
-    herald = [PYTHON, "-m", "worker.cli"]
+    herald = [HERALD]
     sent = subprocess.run(
         [*herald, "send", "sms", "--to", "13700137000", "--content", "【Herald】您好"],
         env=system.env,
@@ -76,7 +76,7 @@ def test_a_second_message_within_a_minute_waits_for_the_minute_and_is_sent_once(
     job = system.job(second)
 
     assert job["recipients"][0]["status"] == "deferred"
-    assert "一分钟" in job["recipients"][0]["last_error"]
+    assert "one-message-per-minute" in job["recipients"][0]["last_error"]
     sends = Counter(s["phone"] for s in system.sandbox_sends())
     assert sends["13600136000"] == 1
 
@@ -91,7 +91,9 @@ def test_killing_the_worker_with_jobs_queued_loses_none_and_sends_none_twice(
 
     worker.kill_hard()
     system.start_worker()
-    jobs = system.wait_settled(job_ids, timeout_s=60)
+    # A worker killed between reserving a number and its call leaves the number's minute key:
+    # that recipient is queued again but waits out the minute (conservative, never a breach).
+    jobs = system.wait_settled(job_ids, timeout_s=100)
 
     sends = Counter(s["phone"] for s in system.sandbox_sends() if s["phone"] in phones)
     assert max(sends.values()) == 1, "a recipient was sent twice"
