@@ -6,6 +6,7 @@
   may have lost the task; the claim makes a duplicate harmless); recipients `claimed` by a
   worker that died before calling the vendor are queued again; recipients `sending` for longer
   than any task can run become `unknown` (never resent: the call may have reached the vendor);
+  recipients awaiting an MMS audit move on once it is decided, or fail when it never comes;
   pushes not yet applied are applied again.
 """
 
@@ -27,6 +28,7 @@ from worker.store import (
     release_due,
     requeue_stale_claims,
     session_scope,
+    settle_audits,
     stale_queued_jobs,
     utcnow,
 )
@@ -54,7 +56,8 @@ def sweep() -> dict[str, int]:
         lost = expire_stale_sending(session, now=now, older_than_s=settings.sending_timeout_s)
         reclaimed = requeue_stale_claims(session, now=now, older_than_s=settings.sending_timeout_s)
         stale = stale_queued_jobs(session, now=now, older_than_s=settings.requeue_after_s)
-        stale = sorted(set(stale) | set(reclaimed))
+        audited = settle_audits(session, now=now, timeout_s=settings.mms_audit_timeout_s)
+        stale = sorted(set(stale) | set(reclaimed) | set(audited))
         mark_enqueued(session, job_ids=stale, now=now)
     if lost:
         log.error("%d recipients were left sending by a stopped worker: now unknown", len(lost))

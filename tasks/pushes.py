@@ -15,20 +15,24 @@ from sqlmodel import Session
 
 from worker.app import app
 from worker.errors import ReportFormatError
+from worker.producer import enqueue_send
+from worker.reports import status_from_flag, status_from_word
 from worker.settings import get_settings
 from worker.store import (
-    DeliveryStatus,
+    Channel,
     Report,
     ReportOutcome,
     VendorPush,
     add_inbound,
     apply_report,
+    decide_audit,
     mark_push_applied,
     session_scope,
+    settle_audits,
     suppress,
     utcnow,
 )
-from worker.vendors import veesing
+from worker.vendors import chuangrui, veesing, veesing_mms, veesing_voice
 
 log = logging.getLogger(__name__)
 
@@ -61,28 +65,121 @@ def apply_stored_push(session: Session, *, push: VendorPush, now: datetime) -> s
 
 
 def apply_payload(session: Session, *, push: VendorPush, now: datetime) -> str:
-    if (push.vendor, push.kind) == ("veesing", "sms"):
-        parsed = veesing.parse_push(push.payload)
-        if isinstance(parsed, veesing.SmsReply):
-            return store_inbound(
+    """Apply one push by its vendor and kind (the callback address it came to)."""
+    match (push.vendor, push.kind):
+        case ("veesing", "sms"):
+            parsed = veesing.parse_push(push.payload)
+            if isinstance(parsed, veesing.SmsReply):
+                return store_inbound(
+                    session,
+                    vendor=push.vendor,
+                    phone=parsed.mobile,
+                    content=parsed.content,
+                    vendor_ref=parsed.task_id,
+                    received_at=parsed.receive_time,
+                    now=now,
+                )
+            return apply_report(
                 session,
-                vendor=push.vendor,
-                phone=parsed.mobile,
-                content=parsed.content,
-                vendor_ref=parsed.task_id,
-                received_at=parsed.receive_time,
+                report=Report(
+                    push.vendor,
+                    Channel.SMS,
+                    parsed.task_id,
+                    parsed.mobile,
+                    status_from_flag(parsed.delivered),
+                    parsed.code,
+                    parsed.receive_time,
+                ),
                 now=now,
             )
-        report = Report(
-            vendor=push.vendor,
-            vendor_ref=parsed.task_id,
-            phone=parsed.mobile,
-            status=DeliveryStatus.DELIVERED if parsed.delivered else DeliveryStatus.UNDELIVERED,
-            vendor_status=parsed.code,
-            reported_at=parsed.receive_time,
-        )
-        return apply_report(session, report=report, now=now)
+        case ("veesing", "mms"):
+            mms_push = veesing_mms.parse_push(push.payload)
+            if isinstance(mms_push, veesing_mms.MmsAudit):
+                return apply_audit(session, audit=mms_push, now=now)
+            return apply_report(
+                session,
+                report=Report(
+                    push.vendor,
+                    Channel.MMS,
+                    mms_push.task_id,
+                    mms_push.mobile,
+                    status_from_flag(mms_push.delivered),
+                    None,
+                    mms_push.receive_time,
+                ),
+                now=now,
+            )
+        case ("veesing", "voice"):
+            call = veesing_voice.parse_receipt_push(push.payload)
+            detail = {"talk_time_s": call.talk_time_s, "remark": call.remark}
+            return apply_report(
+                session,
+                report=Report(
+                    push.vendor,
+                    Channel.VOICE,
+                    call.task_id,
+                    call.mobile,
+                    status_from_flag(call.delivered),
+                    call.code,
+                    call.receive_time,
+                    detail,
+                ),
+                now=now,
+            )
+        case ("chuangrui", "report"):
+            state = chuangrui.parse_report_push(push.payload)
+            outcomes = {
+                apply_report(
+                    session,
+                    report=Report(
+                        push.vendor,
+                        Channel.SMS,
+                        state.send_id,
+                        mobile,
+                        status_from_word(state.state),
+                        state.state,
+                        state.time,
+                    ),
+                    now=now,
+                )
+                for mobile in state.mobiles
+            }
+            # Wait for the whole push while any of its numbers is not matched yet.
+            return ReportOutcome.UNMATCHED if ReportOutcome.UNMATCHED in outcomes else "applied"
+        case ("chuangrui", "mo"):
+            uplinks = chuangrui.parse_mo_push(
+                push.payload, system_extno_length=get_settings().chuangrui_system_extno_length
+            )
+            for uplink in uplinks:
+                store_inbound(
+                    session,
+                    vendor=push.vendor,
+                    phone=uplink.mobile,
+                    content=uplink.content,
+                    vendor_ref=uplink.custom_extno or None,
+                    received_at=uplink.time,
+                    now=now,
+                )
+            return f"{len(uplinks)} inbound stored"
     raise ReportFormatError(f"no parser for {push.vendor} {push.kind} pushes")
+
+
+def apply_audit(session: Session, *, audit: veesing_mms.MmsAudit, now: datetime) -> str:
+    """The vendor's audit of a created MMS: record it and move the jobs waiting on it."""
+    if not decide_audit(
+        session,
+        vendor="veesing",
+        ref=audit.task_id,
+        approved=audit.approved,
+        reason=audit.message,
+        now=now,
+    ):
+        return ReportOutcome.UNMATCHED
+    released = settle_audits(session, now=now, timeout_s=get_settings().mms_audit_timeout_s)
+    session.commit()
+    for job_id in released:
+        enqueue_send(job_id)
+    return "approved" if audit.approved else "rejected"
 
 
 def store_inbound(

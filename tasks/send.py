@@ -26,12 +26,14 @@ from datetime import datetime, timedelta
 
 from sqlmodel import col
 
+from tasks.audit import ready_to_send
 from tasks.limits import limiter_for
-from tasks.vendors import sms_sender
+from tasks.vendors import sender_for
 from worker.app import app
 from worker.errors import (
     AmbiguousOutcome,
     ConfigurationError,
+    InvalidInput,
     MessageRejected,
     NotSent,
     QuotaExceeded,
@@ -90,13 +92,14 @@ def deliver_job(job_id: str) -> str:
                 last_error="expired",
             )
             return f"expired {len(expired)}"
+    if not ready_to_send(job):
+        return "waiting for the content's audit"
     limiter = limiter_for(job.vendor, job.channel)
+    batch_size = batch_size_for(job, settings.batch_size)
     calls = 0
     while True:
         with session_scope() as session:
-            batch = claim_for_sending(
-                session, job_id=job_id, now=utcnow(), limit=settings.batch_size
-            )
+            batch = claim_for_sending(session, job_id=job_id, now=utcnow(), limit=batch_size)
         if not batch:
             return f"{calls} vendor calls"
         batch = drop_suppressed(job, batch)
@@ -194,13 +197,21 @@ class Accepted:
     vendor_ref: str
 
 
+def batch_size_for(job: Job, default: int) -> int:
+    try:
+        return sender_for(job).batch_size
+    except ConfigurationError:
+        return default  # the call itself reports the missing setting
+
+
 def call_vendor(job: Job, batch: Sequence[Delivery]) -> Accepted | VendorError | ConfigurationError:
     """One vendor call; its outcome as a value, so that settling it is a separate step."""
     try:
-        send = sms_sender(job.vendor)
-        return Accepted(send([d.phone for d in batch], job.content))
+        return Accepted(sender_for(job).send(batch))
     except (VendorError, ConfigurationError) as exc:
         return exc
+    except InvalidInput as exc:  # an adapter's own check of the document's rules, before sending
+        return MessageRejected(job.vendor, f"refused before sending: {exc}")
 
 
 def settle(job: Job, batch: Sequence[Delivery], outcome: Accepted | Exception) -> None:

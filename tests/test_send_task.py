@@ -14,6 +14,7 @@ import redis
 
 import tasks.send
 from tasks.limits import limits_redis
+from tasks.vendors import Sender
 from tests.conftest import REDIS
 from tests.support import SettingsEnv
 from worker.errors import (
@@ -27,6 +28,7 @@ from worker.errors import (
     VendorBlocked,
     VendorError,
 )
+from worker.settings import get_settings
 from worker.store import (
     Channel,
     Delivery,
@@ -64,8 +66,8 @@ class FakeVendor:
         self.outcomes = list(outcomes)
         self.calls: list[list[str]] = []
 
-    def __call__(self, phones: Sequence[str], content: str) -> str:
-        self.calls.append(list(phones))
+    def __call__(self, batch: Sequence[Delivery]) -> str:
+        self.calls.append([d.phone for d in batch])
         outcome = self.outcomes.pop(0)
         if isinstance(outcome, VendorError):
             raise outcome
@@ -75,7 +77,9 @@ class FakeVendor:
 @pytest.fixture
 def vendor(monkeypatch: pytest.MonkeyPatch) -> FakeVendor:
     fake = FakeVendor()
-    monkeypatch.setattr(tasks.send, "sms_sender", lambda _vendor: fake)
+    monkeypatch.setattr(
+        tasks.send, "sender_for", lambda _job: Sender(get_settings().batch_size, fake)
+    )
     return fake
 
 

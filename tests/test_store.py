@@ -186,7 +186,7 @@ def submitted_job() -> str:
 def report(
     phone: str, status: DeliveryStatus = DeliveryStatus.DELIVERED, ref: str = "T100"
 ) -> Report:
-    return Report("veesing", ref, phone, status, "DELIVRD", NOW)
+    return Report("veesing", Channel.SMS, ref, phone, status, "DELIVRD", NOW)
 
 
 def test_a_report_settles_its_delivery_once_and_a_repeat_changes_nothing() -> None:
@@ -203,12 +203,26 @@ def test_a_report_settles_its_delivery_once_and_a_repeat_changes_nothing() -> No
 
 def test_a_later_final_report_changes_a_final_status_and_an_older_one_does_not() -> None:
     job_id = submitted_job()
-    first = Report("veesing", "T100", PHONES[0], DeliveryStatus.UNDELIVERED, "UNDELIV", NOW)
+    first = Report(
+        "veesing", Channel.SMS, "T100", PHONES[0], DeliveryStatus.UNDELIVERED, "UNDELIV", NOW
+    )
     later = Report(
-        "veesing", "T100", PHONES[0], DeliveryStatus.DELIVERED, "DELIVRD", NOW + timedelta(1)
+        "veesing",
+        Channel.SMS,
+        "T100",
+        PHONES[0],
+        DeliveryStatus.DELIVERED,
+        "DELIVRD",
+        NOW + timedelta(1),
     )
     older = Report(
-        "veesing", "T100", PHONES[0], DeliveryStatus.UNDELIVERED, "EXPIRED", NOW - timedelta(1)
+        "veesing",
+        Channel.SMS,
+        "T100",
+        PHONES[0],
+        DeliveryStatus.UNDELIVERED,
+        "EXPIRED",
+        NOW - timedelta(1),
     )
 
     outcomes = []

@@ -12,16 +12,29 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from worker.errors import InvalidInput
-from worker.messages import Mobile, SmsRequest, normalise_mobile
-from worker.producer import Accepted, submit_sms
+from worker.errors import CallbackRejected, InvalidInput
+from worker.messages import (
+    MmsRequest,
+    Mobile,
+    PersonalisedMmsRequest,
+    SmsRequest,
+    VoiceRequest,
+    normalise_mobile,
+)
+from worker.producer import (
+    Accepted,
+    submit_mms,
+    submit_personalised_mms,
+    submit_sms,
+    submit_voice,
+)
 from worker.settings import get_settings
 from worker.store import (
     JobStatus,
@@ -37,6 +50,7 @@ from worker.store import (
     unsuppress,
     utcnow,
 )
+from worker.vendors import chuangrui
 
 APPLY_PUSH_TASK = "herald.apply_push"
 CALLBACK_TOKEN_IN_PATH = re.compile(r"(/callbacks/[^/\s]+/[^/\s]+/)[^/\s?\"]+")
@@ -90,11 +104,13 @@ class JobAccepted(BaseModel):
 class RecipientPublic(BaseModel):
     phone: str
     status: str
+    text: str | None
     vendor_status: str | None
     vendor_ref: str | None
     submitted_at: datetime | None
     reported_at: datetime | None
     last_error: str | None
+    report_detail: dict[str, object] | None
 
 
 class JobPublic(BaseModel):
@@ -103,6 +119,8 @@ class JobPublic(BaseModel):
     vendor: str
     status: JobStatus
     content: str
+    content_ref: str | None
+    purpose: str
     created_at: datetime
     send_at: datetime | None
     expires_at: datetime | None
@@ -126,6 +144,24 @@ def post_sms(request: SmsRequest) -> JSONResponse:
     return accepted_response(submit_sms(request))
 
 
+@api.post("/v1/mms", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def post_mms(request: MmsRequest) -> JSONResponse:
+    """Accept an MMS job; its frames are checked against the vendor's limits first."""
+    return accepted_response(submit_mms(request))
+
+
+@api.post("/v1/mms/personalised", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def post_personalised_mms(request: PersonalisedMmsRequest) -> JSONResponse:
+    """Accept a 5C personalised MMS: one picture and title, a text per number."""
+    return accepted_response(submit_personalised_mms(request))
+
+
+@api.post("/v1/voice", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def post_voice(request: VoiceRequest) -> JSONResponse:
+    """Accept a voice job: the template spoken to each number, one call each."""
+    return accepted_response(submit_voice(request))
+
+
 @api.get("/v1/messages/{job_id}", response_model=JobPublic)
 def get_message(job_id: str) -> JobPublic:
     with session_scope() as session:
@@ -139,6 +175,8 @@ def get_message(job_id: str) -> JobPublic:
         vendor=job.vendor,
         status=job_status(deliveries),
         content=job.content,
+        content_ref=job.content_ref,
+        purpose=job.purpose,
         created_at=job.created_at,
         send_at=job.send_at,
         expires_at=job.expires_at,
@@ -207,17 +245,66 @@ def require_callback_token(token: str) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "bad callback token")
 
 
+VeesingProduct = Literal["sms", "mms", "voice"]
+
+
 @api.post(
-    "/callbacks/veesing/sms/{token}",
+    "/callbacks/veesing/{product}/{token}",
     response_class=PlainTextResponse,
     dependencies=[Depends(require_callback_token)],
 )
-async def veesing_sms_push(request: Request) -> str:
-    """A Veesing receipt or reply push (form-encoded), stored and then applied by a worker."""
-    form = await request.form()
-    payload = {key: str(value) for key, value in form.items()}
-    await run_in_threadpool(store_and_apply_push, "veesing", "sms", payload)
+async def veesing_push(product: VeesingProduct, request: Request) -> str:
+    """A Veesing push (form-encoded): SMS receipts and replies, MMS audit results and
+    receipts, voice receipts. Stored as received, then applied by a worker."""
+    payload = await request_fields(request)
+    await run_in_threadpool(store_and_apply_push, "veesing", product, payload)
     return "ok"
+
+
+@api.api_route(
+    "/callbacks/chuangrui/report", methods=["GET", "POST"], response_class=PlainTextResponse
+)
+async def chuangrui_report_push(request: Request) -> str:
+    """A Chuangrui status report: refused (403, nothing stored) unless its MD5 signature
+    matches HERALD_CHUANGRUI_ACCESS_SECRET and its timestamp is fresh."""
+    payload = await request_fields(request)
+    settings = get_settings()
+    if settings.chuangrui_access_secret is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "HERALD_CHUANGRUI_ACCESS_SECRET is not set")
+    try:
+        chuangrui.verify_report_signature(
+            payload,
+            settings.chuangrui_access_secret.get_secret_value(),
+            utcnow(),
+            settings.chuangrui_push_max_age_s,
+        )
+    except CallbackRejected as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    await run_in_threadpool(store_and_apply_push, "chuangrui", "report", payload)
+    return "ok"
+
+
+@api.api_route("/callbacks/chuangrui/mo", methods=["GET", "POST"], response_class=PlainTextResponse)
+async def chuangrui_mo_push(request: Request) -> str:
+    """A Chuangrui uplink (MO) push, checked against HERALD_CHUANGRUI_MO_NAME/_PWD when set."""
+    payload = await request_fields(request)
+    settings = get_settings()
+    pwd = settings.chuangrui_mo_pwd.get_secret_value() if settings.chuangrui_mo_pwd else None
+    try:
+        chuangrui.verify_push_login(payload, name=settings.chuangrui_mo_name, pwd=pwd)
+    except CallbackRejected as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    await run_in_threadpool(store_and_apply_push, "chuangrui", "mo", payload)
+    return "ok"
+
+
+async def request_fields(request: Request) -> dict[str, str]:
+    """A push's fields from its query string and its form body (the documents show both)."""
+    fields = dict(request.query_params)
+    if request.method == "POST":
+        form = await request.form()
+        fields |= {key: str(value) for key, value in form.items()}
+    return fields
 
 
 def store_and_apply_push(vendor: str, kind: str, payload: dict[str, str]) -> int:

@@ -7,8 +7,10 @@ configured vendors) are checked by `worker.producer`, which raises the same kind
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -82,3 +84,88 @@ class SmsRequest(BaseModel):
     idempotency_key: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
         None, description="The same key returns the first job instead of making a second."
     )
+
+
+def valid_base64(value: str) -> str:
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("is not valid base64") from None
+    return value
+
+
+class MediaIn(BaseModel):
+    """One media file, its bytes as base64 (the CLI reads them from a file path)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Annotated[str, AfterValidator(str.lower)] = Field(description="jpg, gif, mp3, amr ...")
+    base64: Annotated[str, Field(min_length=1), AfterValidator(valid_base64)] = Field(
+        description="The file's bytes, base64-encoded."
+    )
+
+    def data(self) -> bytes:
+        return base64.b64decode(self.base64)
+
+
+class FrameIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: int = Field(5, description="How long the frame shows.")
+    text: str | None = None
+    media: MediaIn | None = None
+
+
+class MmsRequest(BaseModel):
+    """`POST /v1/mms`: one MMS (title and frames) to one or more numbers."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    to: Recipients
+    title: str
+    frames: list[FrameIn] = Field(min_length=1)
+    vendor: Literal["veesing", "fivec"] | None = Field(
+        None, description="An MMS vendor; default HERALD_DEFAULT_MMS_VENDOR."
+    )
+    purpose: Purpose = Purpose.MARKETING
+    send_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = None
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+
+
+class VoiceRequest(BaseModel):
+    """`POST /v1/voice`: an approved voice template spoken to each number (one call each)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    to: Recipients
+    template_id: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z_-]+$")]
+    variables: str = Field(description="A code: 2-8 digits; a notice: at most 50 characters.")
+    kind: Literal["code", "notice"]
+    purpose: Purpose | None = Field(
+        None, description="Default: verification for a code, notification for a notice."
+    )
+    send_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = None
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+
+
+class PersonalisedRecipient(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: Mobile
+    text: Annotated[str, Field(min_length=1), AfterValidator(no_emoji)]
+
+
+class PersonalisedMmsRequest(BaseModel):
+    """`POST /v1/mms/personalised` (5C batch): one picture and title, a text per number."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str
+    picture: MediaIn
+    recipients: list[PersonalisedRecipient] = Field(min_length=1)
+    purpose: Purpose = Purpose.MARKETING
+    send_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = None
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=128)] | None = None

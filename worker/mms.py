@@ -20,6 +20,7 @@ import base64
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from worker.errors import FieldProblem, InvalidInput
 
@@ -259,3 +260,41 @@ MMS_VALIDATORS: Mapping[str, Callable[[Mms], None]] = {
     "fivec": validate_for_fivec,
 }
 """The validator of each MMS vendor, by the vendor name the settings use."""
+
+
+# Stored form -------------------------------------------------------------------------------------
+
+
+def mms_to_payload(mms: Mms) -> dict[str, Any]:
+    """The MMS as JSON for the job store (media as base64)."""
+    return {
+        "title": mms.title,
+        "frames": [
+            {
+                "seconds": frame.seconds,
+                "text": frame.text,
+                "media": None
+                if frame.media is None
+                else {"type": frame.media.type, "base64": _b64(frame.media.data)},
+            }
+            for frame in mms.frames
+        ],
+    }
+
+
+def mms_from_payload(payload: Mapping[str, Any]) -> Mms:
+    return Mms(
+        payload["title"],
+        [
+            Frame(
+                seconds=frame["seconds"],
+                text=frame.get("text"),
+                media=None if frame.get("media") is None else media_from_payload(frame["media"]),
+            )
+            for frame in payload["frames"]
+        ],
+    )
+
+
+def media_from_payload(media: Mapping[str, str]) -> Media:
+    return Media(media["type"], base64.b64decode(media["base64"]))

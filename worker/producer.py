@@ -14,18 +14,29 @@ from typing import Any, TypeVar
 import pydantic
 
 from worker.errors import FieldProblem, InvalidInput
-from worker.messages import SmsRequest, has_signature
-from worker.settings import SMS_VENDORS, get_settings, vendor_configured
+from worker.messages import (
+    MmsRequest,
+    PersonalisedMmsRequest,
+    SmsRequest,
+    VoiceRequest,
+    distinct_numbers,
+    has_signature,
+)
+from worker.mms import MMS_VALIDATORS, Frame, Media, Mms, mms_to_payload
+from worker.settings import MMS_VENDORS, SMS_VENDORS, VOICE_VENDORS, get_settings, vendor_configured
 from worker.store import (
     Channel,
     JobStatus,
     NewJob,
+    Purpose,
     create_job,
     deliveries_of,
     job_status,
     session_scope,
     utcnow,
 )
+from worker.vendors.fivec import batch_problems
+from worker.vendors.veesing_voice import voice_problems
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +62,14 @@ def submit_sms(request: SmsRequest | None = None, /, **fields: Any) -> Accepted:
         request = parse_request(SmsRequest, fields)
     settings = get_settings()
     content = with_signature(request.content, settings.sms_signature)
-    problems: list[FieldProblem] = []
+    vendor = request.vendor or settings.default_sms_vendor
+    problems = common_problems(request.to, vendor, SMS_VENDORS)
     if len(content) > settings.sms_max_chars:
         problems.append(
             FieldProblem(
                 "content", f"at most {settings.sms_max_chars} characters, got {len(content)}"
             )
         )
-    if len(request.to) > settings.max_recipients:
-        problems.append(FieldProblem("to", f"at most {settings.max_recipients} numbers per job"))
-    vendor = request.vendor or settings.default_sms_vendor
-    if vendor not in SMS_VENDORS:
-        problems.append(FieldProblem("vendor", f"must be one of {', '.join(SMS_VENDORS)}"))
-    if vendor in SMS_VENDORS and not vendor_configured(vendor):
-        problems.append(FieldProblem("vendor", f"{vendor} has no credentials configured"))
     if not has_signature(content):
         problems.append(
             FieldProblem(
@@ -73,8 +78,7 @@ def submit_sms(request: SmsRequest | None = None, /, **fields: Any) -> Accepted:
                 "(or set HERALD_SMS_SIGNATURE)",
             )
         )
-    if problems:
-        raise InvalidInput(problems)
+    raise_if(problems)
     return accept(
         NewJob(
             channel=Channel.SMS,
@@ -87,6 +91,129 @@ def submit_sms(request: SmsRequest | None = None, /, **fields: Any) -> Accepted:
             idempotency_key=request.idempotency_key,
         )
     )
+
+
+def submit_mms(request: MmsRequest | None = None, /, **fields: Any) -> Accepted:
+    """Accept an MMS job, checked against the chosen vendor's document before it is stored."""
+    if request is None:
+        request = parse_request(MmsRequest, fields)
+    vendor = request.vendor or get_settings().default_mms_vendor
+    problems = common_problems(request.to, vendor, MMS_VENDORS)
+    mms = Mms(
+        request.title,
+        [
+            Frame(
+                seconds=frame.seconds,
+                text=frame.text,
+                media=None if frame.media is None else Media(frame.media.type, frame.media.data()),
+            )
+            for frame in request.frames
+        ],
+    )
+    if vendor in MMS_VALIDATORS:
+        try:
+            MMS_VALIDATORS[vendor](mms)
+        except InvalidInput as exc:
+            problems += exc.problems
+    raise_if(problems)
+    return accept(
+        NewJob(
+            channel=Channel.MMS,
+            vendor=vendor,
+            purpose=request.purpose,
+            content=request.title,
+            payload=mms_to_payload(mms),
+            phones=request.to,
+            send_at=request.send_at,
+            expires_at=request.expires_at,
+            idempotency_key=request.idempotency_key,
+        )
+    )
+
+
+def submit_voice(request: VoiceRequest | None = None, /, **fields: Any) -> Accepted:
+    """Accept a voice job: one call per number, the template's variables checked by kind."""
+    if request is None:
+        request = parse_request(VoiceRequest, fields)
+    vendor = "veesing"
+    problems = common_problems(request.to, vendor, VOICE_VENDORS)
+    problems += [
+        p
+        for p in voice_problems(request.kind, request.to[0], request.variables)
+        if p.field != "phone"
+    ]
+    raise_if(problems)
+    default_purpose = Purpose.VERIFICATION if request.kind == "code" else Purpose.NOTIFICATION
+    return accept(
+        NewJob(
+            channel=Channel.VOICE,
+            vendor=vendor,
+            purpose=request.purpose or default_purpose,
+            content=request.variables,
+            payload={
+                "template_id": request.template_id,
+                "variables": request.variables,
+                "kind": request.kind,
+            },
+            phones=request.to,
+            send_at=request.send_at,
+            expires_at=request.expires_at,
+            idempotency_key=request.idempotency_key,
+        )
+    )
+
+
+def submit_personalised_mms(
+    request: PersonalisedMmsRequest | None = None, /, **fields: Any
+) -> Accepted:
+    """Accept a 5C personalised MMS: one picture and title, each number with its own text."""
+    if request is None:
+        request = parse_request(PersonalisedMmsRequest, fields)
+    phones = [r.to for r in request.recipients]
+    problems = common_problems(phones, "fivec", MMS_VENDORS)
+    try:
+        distinct_numbers(phones)
+    except ValueError as exc:
+        problems.append(FieldProblem("recipients", str(exc)))
+    picture = Media(request.picture.type, request.picture.data())
+    texts = {r.to: r.text for r in request.recipients}
+    problems += batch_problems(request.title, picture, texts)
+    raise_if(problems)
+    return accept(
+        NewJob(
+            channel=Channel.MMS,
+            vendor="fivec",
+            purpose=request.purpose,
+            content=request.title,
+            payload={
+                "title": request.title,
+                "picture": {"type": request.picture.type, "base64": request.picture.base64},
+            },
+            texts=texts,
+            phones=phones,
+            send_at=request.send_at,
+            expires_at=request.expires_at,
+            idempotency_key=request.idempotency_key,
+        )
+    )
+
+
+def common_problems(phones: list[str], vendor: str, vendors: tuple[str, ...]) -> list[FieldProblem]:
+    """Rules of every channel: how many numbers, and a vendor that serves it and is set up."""
+    settings = get_settings()
+    problems: list[FieldProblem] = []
+    if len(phones) > settings.max_recipients:
+        problems.append(FieldProblem("to", f"at most {settings.max_recipients} numbers per job"))
+    if vendor not in vendors:
+        problems.append(FieldProblem("vendor", f"must be one of {', '.join(vendors)}"))
+    elif not vendor_configured(vendor):
+        problems.append(FieldProblem("vendor", f"{vendor} has no credentials configured"))
+    return problems
+
+
+def raise_if(problems: list[FieldProblem]) -> None:
+    if problems:
+        raise InvalidInput(problems)
 
 
 def parse_request(model: type[Request], fields: dict[str, Any]) -> Request:

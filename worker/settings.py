@@ -13,7 +13,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SMS_VENDORS = ("veesing",)
+SMS_VENDORS = ("veesing", "chuangrui")
+MMS_VENDORS = ("veesing", "fivec")
+VOICE_VENDORS = ("veesing",)
 
 
 class Settings(BaseSettings):
@@ -40,6 +42,14 @@ class Settings(BaseSettings):
     chuangrui_pwd: SecretStr | None = None
     chuangrui_sign: str | None = None
     chuangrui_access_secret: SecretStr | None = None
+    chuangrui_push_max_age_s: float = Field(
+        300.0, gt=0, description="Oldest report push timestamp accepted (replay window)."
+    )
+    chuangrui_mo_name: str | None = Field(None, description="Name the MO pushes must carry.")
+    chuangrui_mo_pwd: SecretStr | None = Field(None, description="Pwd the MO pushes must carry.")
+    chuangrui_system_extno_length: int = Field(
+        3, ge=0, description="Digits of the system part that starts an MO extno."
+    )
 
     # Meilian 5C (美联软通)
     fivec_base: str = "http://m.5c.com.cn"
@@ -54,6 +64,10 @@ class Settings(BaseSettings):
     sms_max_chars: int = Field(500, ge=1, description="Longest SMS content accepted.")
     max_recipients: int = Field(1000, ge=1, description="Most recipients in one job.")
     default_sms_vendor: str = "veesing"
+    default_mms_vendor: str = "veesing"
+    mms_audit_timeout_s: float = Field(
+        6 * 3600.0, gt=0, description="An MMS whose audit result never came fails after this."
+    )
     opt_out_keywords: list[str] = Field(
         ["TD", "T", "退订", "N"],
         description="A reply that is one of these (any case) suppresses the number's marketing.",
@@ -161,4 +175,8 @@ def vendor_configured(vendor: str) -> bool:
     settings = get_settings()
     if vendor == "veesing":
         return bool(settings.veesing_app_id and settings.veesing_app_key)
+    if vendor == "chuangrui":
+        return bool(settings.chuangrui_url and settings.chuangrui_name and settings.chuangrui_pwd)
+    if vendor == "fivec":
+        return bool(settings.fivec_apikey and settings.fivec_username and settings.fivec_password)
     return False

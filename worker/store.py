@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -87,6 +87,7 @@ class DeliveryStatus(StrEnum):
     SCHEDULED = "scheduled"  # waits in the store for the job's send_at
     QUEUED = "queued"  # sendable now; a send task for its job is in the broker
     CLAIMED = "claimed"  # taken by a worker that has not called the vendor yet
+    AWAITING_AUDIT = "awaiting_audit"  # the vendor reviews the MMS content before it may go
     DEFERRED = "deferred"  # waits for not_before: a vendor limit, or a retry after a passing error
     SENDING = "sending"  # claimed by a worker; the vendor call may be under way
     SUBMITTED = "submitted"  # the vendor took it (vendor_ref set); waiting for its report
@@ -102,6 +103,7 @@ UNSENT = (
     DeliveryStatus.QUEUED,
     DeliveryStatus.DEFERRED,
     DeliveryStatus.CLAIMED,
+    DeliveryStatus.AWAITING_AUDIT,
 )
 FINAL = (
     DeliveryStatus.DELIVERED,
@@ -132,11 +134,17 @@ class JobStatus(StrEnum):
 
 
 class Job(SQLModel, table=True):
+    """What a producer asked for. `content` is the SMS text (for MMS its title, for voice its
+    variables); `payload` holds the rest of an MMS or voice request; `content_ref` is the
+    vendor's id for the content itself (a Veesing mmsId), shared by jobs of equal content."""
+
     id: str = Field(default_factory=lambda: uuid.uuid4().hex, primary_key=True, max_length=32)
     channel: Channel = Field(sa_type=_enum_column(Channel))
     vendor: str = Field(max_length=32)
     purpose: Purpose = Field(default=Purpose.MARKETING, sa_type=_enum_column(Purpose))
     content: str
+    payload: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    content_ref: str | None = Field(default=None, max_length=64, index=True)
     idempotency_key: str | None = Field(default=None, unique=True, max_length=128)
     send_at: datetime | None = Field(default=None, sa_column=_time_column())
     expires_at: datetime | None = Field(default=None, sa_column=_time_column())
@@ -146,12 +154,19 @@ class Job(SQLModel, table=True):
 
 
 class Delivery(SQLModel, table=True):
-    __table_args__ = (sa.Index("ix_delivery_report_key", "vendor", "vendor_ref", "phone"),)
+    """One recipient of a job. `text` is its own text (5C personalised MMS); `report_detail`
+    keeps what a report says beyond its status (voice talk time and remark)."""
+
+    __table_args__ = (
+        sa.Index("ix_delivery_report_key", "vendor", "channel", "vendor_ref", "phone"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: str = Field(foreign_key="job.id", index=True, max_length=32)
     phone: str = Field(max_length=20)
     vendor: str = Field(max_length=32)
+    channel: Channel = Field(sa_type=_enum_column(Channel))
+    text: str | None = None
     status: DeliveryStatus = Field(sa_type=_enum_column(DeliveryStatus), index=True)
     vendor_ref: str | None = Field(default=None, max_length=64)
     vendor_status: str | None = Field(default=None, max_length=64)
@@ -161,6 +176,7 @@ class Delivery(SQLModel, table=True):
     reported_at: datetime | None = Field(default=None, sa_column=_time_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_time_column(nullable=False))
     last_error: str | None = None
+    report_detail: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
 
 
 class DeliveryEvent(SQLModel, table=True):
@@ -196,6 +212,28 @@ class InboundMessage(SQLModel, table=True):
     vendor_ref: str | None = Field(default=None, max_length=64)
     received_at: datetime | None = Field(default=None, sa_column=_time_column())
     stored_at: datetime = Field(default_factory=utcnow, sa_column=_time_column(nullable=False))
+
+
+class AuditStatus(StrEnum):
+    PENDING = "pending"  # submitted; the vendor has not pushed its audit result
+    APPROVED = "approved"  # may be sent, as often as wanted
+    REJECTED = "rejected"  # refused by the vendor's audit; reason says why
+
+
+class MmsContent(SQLModel, table=True):
+    """An MMS content created at a vendor that audits it (Veesing `mmsApi/create`): one per
+    distinct content, so many jobs of equal content share one mmsId and one audit."""
+
+    __table_args__ = (sa.UniqueConstraint("vendor", "digest"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    vendor: str = Field(max_length=32)
+    digest: str = Field(max_length=64)
+    ref: str = Field(max_length=64, index=True)
+    status: AuditStatus = Field(sa_type=_enum_column(AuditStatus))
+    reason: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_time_column(nullable=False))
+    decided_at: datetime | None = Field(default=None, sa_column=_time_column())
 
 
 class Suppression(SQLModel, table=True):
@@ -276,6 +314,8 @@ class NewJob:
     content: str
     phones: Sequence[str]
     purpose: Purpose = Purpose.MARKETING
+    payload: dict[str, Any] | None = None
+    texts: Mapping[str, str] | None = None
     send_at: datetime | None = None
     expires_at: datetime | None = None
     idempotency_key: str | None = None
@@ -296,6 +336,7 @@ def create_job(session: Session, *, new: NewJob, now: datetime) -> tuple[Job, bo
         vendor=new.vendor,
         purpose=new.purpose,
         content=new.content,
+        payload=new.payload,
         idempotency_key=new.idempotency_key,
         send_at=new.send_at,
         expires_at=new.expires_at,
@@ -318,6 +359,8 @@ def create_job(session: Session, *, new: NewJob, now: datetime) -> tuple[Job, bo
             job_id=job.id,
             phone=phone,
             vendor=new.vendor,
+            channel=new.channel,
+            text=new.texts.get(phone) if new.texts else None,
             status=status,
             not_before=new.send_at if scheduled else None,
             updated_at=now,
@@ -362,6 +405,7 @@ def job_status(deliveries: Iterable[Delivery]) -> JobStatus:
         DeliveryStatus.QUEUED,
         DeliveryStatus.DEFERRED,
         DeliveryStatus.CLAIMED,
+        DeliveryStatus.AWAITING_AUDIT,
         DeliveryStatus.SENDING,
     }
     if open_statuses & busy:
@@ -592,6 +636,109 @@ def day_counts(session: Session, *, vendor: str, channel: Channel, since: dateti
     return DayCounts(per_number=per_number, last_sent=last_sent)
 
 
+# --- MMS contents and their audit ---------------------------------------------------------
+
+
+def mms_content(session: Session, *, vendor: str, digest: str) -> MmsContent | None:
+    statement = select(MmsContent).where(
+        col(MmsContent.vendor) == vendor, col(MmsContent.digest) == digest
+    )
+    return session.exec(statement).first()
+
+
+def add_mms_content(
+    session: Session, *, vendor: str, digest: str, ref: str, now: datetime
+) -> MmsContent:
+    """Record a created content as pending; when another worker recorded the same content
+    first, that one is kept (the duplicate mmsId is simply never used)."""
+    content = MmsContent(
+        vendor=vendor, digest=digest, ref=ref, status=AuditStatus.PENDING, created_at=now
+    )
+    try:
+        with session.begin_nested():
+            session.add(content)
+    except IntegrityError:
+        existing = mms_content(session, vendor=vendor, digest=digest)
+        assert existing is not None
+        return existing
+    return content
+
+
+def decide_audit(
+    session: Session, *, vendor: str, ref: str, approved: bool, reason: str | None, now: datetime
+) -> bool:
+    """Record the vendor's audit result for a content; False when no content has that id."""
+    statement = (
+        sa.update(MmsContent)
+        .where(col(MmsContent.vendor) == vendor, col(MmsContent.ref) == ref)
+        .values(
+            status=AuditStatus.APPROVED if approved else AuditStatus.REJECTED,
+            reason=reason,
+            decided_at=now,
+        )
+    )
+    return bool(session.exec(statement).rowcount)
+
+
+def settle_audits(session: Session, *, now: datetime, timeout_s: float) -> list[str]:
+    """Move deliveries awaiting an audit that has been decided, or has taken too long.
+
+    Approved → queued (returns their jobs, to enqueue); rejected → failed with the vendor's
+    reason; pending past `timeout_s` → failed. Run by the audit push and by the sweeper, so a
+    delivery that went to `awaiting_audit` just after its push was applied is not stranded.
+    """
+    waiting = list(
+        session.exec(
+            select(Delivery.id, Delivery.job_id, MmsContent.status, MmsContent.reason)
+            .join(Job, col(Job.id) == col(Delivery.job_id))
+            .join(
+                MmsContent,
+                sa.and_(
+                    col(MmsContent.ref) == col(Job.content_ref),
+                    col(MmsContent.vendor) == col(Job.vendor),
+                ),
+            )
+            .where(col(Delivery.status) == DeliveryStatus.AWAITING_AUDIT)
+        )
+    )
+    cutoff = datetime.fromtimestamp(now.timestamp() - timeout_s, UTC)
+    released: set[str] = set()
+    for delivery_id, job_id, status, reason in waiting:
+        where = ids_in([delivery_id])
+        if status is AuditStatus.APPROVED:
+            if move_deliveries(
+                session,
+                where=where,
+                from_statuses=[DeliveryStatus.AWAITING_AUDIT],
+                to=DeliveryStatus.QUEUED,
+                now=now,
+                detail="MMS approved by the vendor's audit",
+            ):
+                released.add(job_id)
+            continue
+        if status is AuditStatus.REJECTED:
+            why = f"MMS rejected by the vendor's audit: {reason or 'no reason given'}"
+        else:
+            why = "MMS audit result not received in time (HERALD_MMS_AUDIT_TIMEOUT_S)"
+            where = sa.and_(where, col(Delivery.updated_at) <= cutoff)
+        move_deliveries(
+            session,
+            where=where,
+            from_statuses=[DeliveryStatus.AWAITING_AUDIT],
+            to=DeliveryStatus.FAILED,
+            now=now,
+            detail=why,
+            last_error=why,
+        )
+    job_ids = sorted(released)
+    mark_enqueued(session, job_ids=job_ids, now=now)
+    return job_ids
+
+
+def set_content_ref(session: Session, *, job_id: str, ref: str) -> None:
+    session.exec(sa.update(Job).where(col(Job.id) == job_id).values(content_ref=ref))
+
+
 # --- suppressions ------------------------------------------------------------------------
 
 
@@ -648,11 +795,13 @@ class Report:
     """A vendor's delivery report for one phone of one vendor batch, from a push or a pull."""
 
     vendor: str
+    channel: Channel
     vendor_ref: str
     phone: str
     status: DeliveryStatus
     vendor_status: str | None
     reported_at: datetime | None
+    detail: dict[str, Any] | None = None
 
 
 class ReportOutcome(StrEnum):
@@ -672,7 +821,9 @@ def apply_report(session: Session, *, report: Report, now: datetime) -> ReportOu
     `submitted` was committed, so no vendor_ref was stored) is matched when it is the only
     `sending`/`unknown` delivery without a ref for that phone and vendor.
     """
-    same_vendor = col(Delivery.vendor) == report.vendor
+    same_vendor = sa.and_(
+        col(Delivery.vendor) == report.vendor, col(Delivery.channel) == report.channel
+    )
     by_ref = sa.and_(
         same_vendor,
         col(Delivery.vendor_ref) == report.vendor_ref,
@@ -683,6 +834,8 @@ def apply_report(session: Session, *, report: Report, now: datetime) -> ReportOu
         "reported_at": report.reported_at or now,
         "vendor_ref": report.vendor_ref,
     }
+    if report.detail is not None:
+        values["report_detail"] = report.detail
     detail = f"report {report.vendor_status or report.status.value}"
     if move_deliveries(
         session,

@@ -1,0 +1,136 @@
+"""Contents a vendor audits before they may be sent (Veesing MMS), through the store.
+
+The first job of a content creates it at the vendor (`mmsApi/create`) and records its mmsId as
+pending; its recipients then wait as `awaiting_audit`. The vendor's audit push (tasks.pushes)
+approves or rejects the content, and every job waiting on it moves on. Later jobs of the same
+content find it in the store and send at once once approved: one audit serves many sends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import col
+
+from tasks.vendors import create_veesing_mms
+from worker.errors import ConfigurationError, MessageRejected, NotSent, VendorError
+from worker.producer import enqueue_send
+from worker.retry import backoff_s
+from worker.settings import get_settings
+from worker.store import (
+    AuditStatus,
+    Channel,
+    Delivery,
+    DeliveryStatus,
+    Job,
+    add_mms_content,
+    count_error_attempt,
+    mms_content,
+    move_deliveries,
+    session_scope,
+    set_content_ref,
+    settle_audits,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+
+def needs_audit(job: Job) -> bool:
+    return (job.vendor, job.channel) == ("veesing", Channel.MMS)
+
+
+def content_digest(payload: dict[str, Any] | None) -> str:
+    canonical = json.dumps(payload or {}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def ready_to_send(job: Job) -> bool:
+    """True when the job's content may go now; otherwise its queued recipients wait (or fail)
+    and the job is enqueued again when the audit is decided."""
+    if not needs_audit(job):
+        return True
+    digest = content_digest(job.payload)
+    with session_scope() as session:
+        content = mms_content(session, vendor=job.vendor, digest=digest)
+    if content is None:
+        try:
+            ref = create_veesing_mms(job)
+        except (VendorError, ConfigurationError) as exc:
+            hold_queued_after_error(job, exc)
+            return False
+        with session_scope() as session:
+            content = add_mms_content(
+                session, vendor=job.vendor, digest=digest, ref=ref, now=utcnow()
+            )
+    job.content_ref = content.ref
+    now = utcnow()
+    with session_scope() as session:
+        set_content_ref(session, job_id=job.id, ref=content.ref)
+        if content.status is AuditStatus.APPROVED:
+            return True
+        move_deliveries(
+            session,
+            where=col(Delivery.job_id) == job.id,
+            from_statuses=[DeliveryStatus.QUEUED],
+            to=DeliveryStatus.AWAITING_AUDIT,
+            now=now,
+            detail=f"waiting for the vendor's audit of mmsId {content.ref}",
+        )
+        released = settle_audits(session, now=now, timeout_s=get_settings().mms_audit_timeout_s)
+    for job_id in released:
+        enqueue_send(job_id)
+    return False
+
+
+def hold_queued_after_error(job: Job, error: VendorError | ConfigurationError) -> None:
+    """Creating the content failed: nothing was sent, so a refusal fails the recipients and
+    anything else retries on the job's error budget (an ambiguous create is retried too: a
+    created but unused MMS costs nothing)."""
+    settings = get_settings()
+    now = utcnow()
+    with session_scope() as session:
+        where = col(Delivery.job_id) == job.id
+        if isinstance(error, MessageRejected):
+            reason = f"MMS refused at creation: {error}"
+            move_deliveries(
+                session,
+                where=where,
+                from_statuses=[DeliveryStatus.QUEUED],
+                to=DeliveryStatus.FAILED,
+                now=now,
+                detail=reason,
+                last_error=reason,
+            )
+            return
+        attempts = count_error_attempt(session, job_id=job.id)
+        if attempts >= settings.max_error_attempts:
+            reason = f"MMS creation failed: {error} (gave up after {attempts} attempts)"
+            move_deliveries(
+                session,
+                where=where,
+                from_statuses=[DeliveryStatus.QUEUED],
+                to=DeliveryStatus.FAILED,
+                now=now,
+                detail=reason,
+                last_error=reason,
+            )
+            return
+        if isinstance(error, NotSent) and not isinstance(error, MessageRejected):
+            log.warning("creating the MMS of job %s failed: %s", job.id, error)
+        wait_s = backoff_s(attempts, base_s=settings.retry_base_s, cap_s=settings.retry_max_s)
+        reason = f"MMS creation failed: {error} (attempt {attempts})"
+        move_deliveries(
+            session,
+            where=where,
+            from_statuses=[DeliveryStatus.QUEUED],
+            to=DeliveryStatus.DEFERRED,
+            now=now,
+            detail=reason,
+            last_error=reason,
+            not_before=now + timedelta(seconds=wait_s),
+        )
