@@ -64,11 +64,19 @@ class System:
     # --- talking to it ---
 
     def send_sms(self, to: list[str], content: str = "【Herald】您好", **extra: Any) -> str:
-        response = httpx.post(
-            f"{self.api_url}/v1/sms", json={"to": to, "content": content, **extra}, timeout=10
-        )
+        return self.submit("/v1/sms", {"to": to, "content": content, **extra})
+
+    def submit(self, path: str, body: dict[str, Any]) -> str:
+        """POST a job to the API; its id."""
+        response = httpx.post(f"{self.api_url}{path}", json=body, timeout=10)
         assert response.status_code == 202, response.text
         return str(response.json()["id"])
+
+    def sandbox(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call one of the sandbox's control endpoints (`/_sandbox/...`)."""
+        response = httpx.request(method, f"{self.sandbox_url}{path}", timeout=10, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
 
     def job(self, job_id: str) -> dict[str, Any]:
         response = httpx.get(f"{self.api_url}/v1/messages/{job_id}", timeout=10)
@@ -124,9 +132,22 @@ def system(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator
         "HERALD_TASK_TIME_LIMIT_S": "9",
         "HERALD_HTTP_CONNECT_TIMEOUT_S": "2",
         "HERALD_HTTP_READ_TIMEOUT_S": "5",
+        "HERALD_CHUANGRUI_URL": f"{sandbox_url}/chuangrui/sms",
+        "HERALD_CHUANGRUI_NAME": "sandbox-name",
+        "HERALD_CHUANGRUI_PWD": "sandbox-pwd",
+        "HERALD_CHUANGRUI_ACCESS_SECRET": "sandbox-access-secret",
+        "HERALD_FIVEC_BASE": sandbox_url,
+        "HERALD_FIVEC_APIKEY": "sandbox-apikey",
+        "HERALD_FIVEC_USERNAME": "sandbox-username",
+        "HERALD_FIVEC_PASSWORD": "sandbox-password",
         "SANDBOX_VEESING_APP_ID": os.environ["HERALD_VEESING_APP_ID"],
         "SANDBOX_VEESING_APP_KEY": os.environ["HERALD_VEESING_APP_KEY"],
         "SANDBOX_VEESING_SMS_PUSH_URL": f"{api_url}/callbacks/veesing/sms/{CALLBACK_TOKEN}",
+        "SANDBOX_VEESING_MMS_PUSH_URL": f"{api_url}/callbacks/veesing/mms/{CALLBACK_TOKEN}",
+        "SANDBOX_VEESING_VOICE_PUSH_URL": f"{api_url}/callbacks/veesing/voice/{CALLBACK_TOKEN}",
+        "SANDBOX_CHUANGRUI_REPORT_URL": f"{api_url}/callbacks/chuangrui/report",
+        "SANDBOX_CHUANGRUI_MO_URL": f"{api_url}/callbacks/chuangrui/mo",
+        "SANDBOX_MMS_AUDIT_DELAY_S": "0.5",
         "SANDBOX_PUSH_DELAY_S": "0.5",
         "SANDBOX_LOG_FILE": str(folder / "sandbox-sends.jsonl"),
     }
