@@ -12,6 +12,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
@@ -35,13 +36,15 @@ from worker.producer import (
     submit_sms,
     submit_voice,
 )
-from worker.settings import get_settings
+from worker.settings import PRODUCTS, balance_threshold, get_settings, vendor_configured
 from worker.store import (
     JobStatus,
+    balances,
     cancel_job,
     create_tables,
     deliveries_of,
     get_job,
+    inbound_messages,
     job_status,
     record_push,
     session_scope,
@@ -230,6 +233,64 @@ def delete_suppression(phone: Annotated[str, AfterValidator(normalise_mobile)]) 
     with session_scope() as session:
         if not unsuppress(session, phone=phone):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"{phone} is not suppressed")
+
+
+class InboundPublic(BaseModel):
+    id: int
+    vendor: str
+    phone: str
+    content: str
+    vendor_ref: str | None
+    received_at: datetime | None
+    stored_at: datetime
+
+
+@api.get("/v1/inbound", response_model=list[InboundPublic])
+def get_inbound(
+    phone: Annotated[str, AfterValidator(normalise_mobile)] | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[InboundPublic]:
+    """Replies and MO messages from handsets, newest first."""
+    with session_scope() as session:
+        rows = inbound_messages(session, phone=phone, limit=min(limit, 1000), offset=offset)
+    return [InboundPublic.model_validate(r, from_attributes=True) for r in rows]
+
+
+class ProductPublic(BaseModel):
+    product: str
+    vendor: str
+    channel: str
+    configured: bool
+    balance: str | None
+    checked_at: datetime | None
+    error: str | None
+    low: bool
+
+
+@api.get("/v1/vendors", response_model=list[ProductPublic])
+def get_vendors() -> list[ProductPublic]:
+    """Each vendor product: whether it is configured, and its last known balance."""
+    with session_scope() as session:
+        known = balances(session)
+    products = []
+    for product in PRODUCTS:
+        vendor, channel = product.split(":")
+        row = known.get(product)
+        balance = row.balance if row else None
+        products.append(
+            ProductPublic(
+                product=product,
+                vendor=vendor,
+                channel=channel,
+                configured=vendor_configured(vendor),
+                balance=balance,
+                checked_at=row.checked_at if row else None,
+                error=row.error if row else None,
+                low=balance is not None and Decimal(balance) < balance_threshold(product),
+            )
+        )
+    return products
 
 
 @api.get("/healthz", response_class=PlainTextResponse)

@@ -20,7 +20,7 @@ from worker.settings import get_settings
 
 SEND_QUEUE = "send"
 MAINTENANCE_QUEUE = "maintenance"
-TASK_MODULES = ["tasks.send", "tasks.pushes", "tasks.maintenance", "schedules"]
+TASK_MODULES = ["tasks.send", "tasks.pushes", "tasks.maintenance", "tasks.balances", "schedules"]
 """Imported by name by workers and beat; `schedules` sets the beat schedule when imported."""
 
 
@@ -63,6 +63,7 @@ def make_celery() -> Celery:
             "herald.release_due": {"queue": MAINTENANCE_QUEUE},
             "herald.sweep": {"queue": MAINTENANCE_QUEUE},
             "herald.apply_push": {"queue": MAINTENANCE_QUEUE},
+            "herald.poll_balances": {"queue": MAINTENANCE_QUEUE},
         },
         timezone="UTC",
     )

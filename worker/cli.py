@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
+import time
+from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
 from worker.errors import InvalidInput
-from worker.producer import Accepted, submit_sms
+from worker.producer import Accepted, submit_mms, submit_sms, submit_voice
+from worker.settings import PRODUCTS, vendor_configured
 from worker.store import (
+    balances,
     cancel_job,
     create_tables,
     deliveries_of,
     get_job,
+    inbound_messages,
     job_status,
     session_scope,
     utcnow,
 )
+
+POLL_BALANCES_TASK = "herald.poll_balances"
 
 
 @click.group()
@@ -75,13 +84,96 @@ def send_sms(
         "expires_at": expires_at,
         "idempotency_key": idempotency_key,
     }
+    print_accepted(accept_or_exit(submit_sms, fields), as_json)
+
+
+@send.command("mms")
+@click.option("--to", "to", multiple=True, required=True, help="A mobile number; repeatable.")
+@click.option("--title", required=True, help="The MMS title.")
+@click.option(
+    "--frame",
+    "frames",
+    multiple=True,
+    required=True,
+    help="SECONDS|TEXT|MEDIA_PATH, text or media may be empty; repeatable, in order.",
+)
+@click.option("--vendor", type=click.Choice(["veesing", "fivec"]), default=None)
+@click.option(
+    "--purpose", type=click.Choice(["marketing", "notification", "verification"]), default=None
+)
+@click.option("--idempotency-key", default=None, help="The same key returns the first job.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def send_mms(
+    to: tuple[str, ...],
+    title: str,
+    frames: tuple[str, ...],
+    vendor: str | None,
+    purpose: str | None,
+    idempotency_key: str | None,
+    as_json: bool,
+) -> None:
+    """Send one MMS to one or more numbers; media files are read from their paths."""
+    create_tables()
+    fields = {
+        "to": list(to),
+        "title": title,
+        "frames": [frame_from_option(frame) for frame in frames],
+        "vendor": vendor,
+        "purpose": purpose,
+        "idempotency_key": idempotency_key,
+    }
+    print_accepted(accept_or_exit(submit_mms, fields), as_json)
+
+
+def frame_from_option(option: str) -> dict[str, Any]:
+    seconds, _, rest = option.partition("|")
+    text, _, path = rest.partition("|")
+    frame: dict[str, Any] = {"seconds": int(seconds or 5), "text": text or None}
+    if path:
+        media = Path(path)
+        try:
+            data = media.read_bytes()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {path}: {exc.strerror}") from None
+        kind = media.suffix.lstrip(".").lower()
+        frame["media"] = {"type": kind, "base64": base64.b64encode(data).decode()}
+    return frame
+
+
+@send.command("voice")
+@click.option("--to", "to", multiple=True, required=True, help="A mobile number; repeatable.")
+@click.option("--template", "template_id", required=True, help="An approved template id.")
+@click.option("--variables", required=True, help="A code (2-8 digits) or a notice's text.")
+@click.option("--kind", type=click.Choice(["code", "notice"]), required=True)
+@click.option("--idempotency-key", default=None, help="The same key returns the first job.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def send_voice(
+    to: tuple[str, ...],
+    template_id: str,
+    variables: str,
+    kind: str,
+    idempotency_key: str | None,
+    as_json: bool,
+) -> None:
+    """Speak a voice template to each number (one call each)."""
+    create_tables()
+    fields = {
+        "to": list(to),
+        "template_id": template_id,
+        "variables": variables,
+        "kind": kind,
+        "idempotency_key": idempotency_key,
+    }
+    print_accepted(accept_or_exit(submit_voice, fields), as_json)
+
+
+def accept_or_exit(submit: Callable[..., Accepted], fields: dict[str, Any]) -> Accepted:
     try:
-        accepted = submit_sms(**{k: v for k, v in fields.items() if v is not None})
+        return submit(**{k: v for k, v in fields.items() if v is not None})
     except InvalidInput as exc:
         for problem in exc.problems:
             click.echo(f"error: {problem.field}: {problem.rule}", err=True)
         sys.exit(2)
-    print_accepted(accepted, as_json)
 
 
 def print_accepted(accepted: Accepted, as_json: bool) -> None:
@@ -156,3 +248,74 @@ def cancel(job_id: str) -> None:
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+@main.command()
+@click.argument("vendor", required=False)
+@click.option("--wait", "wait_s", default=15.0, help="Seconds to wait for a worker's fresh read.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def balance(vendor: str | None, wait_s: float, as_json: bool) -> None:
+    """Ask a worker to read every configured product's balance, then print them."""
+    create_tables()
+    started = utcnow()
+    from worker.app import app
+
+    app.send_task(POLL_BALANCES_TASK)
+    deadline = time.monotonic() + wait_s
+    while True:
+        with session_scope() as session:
+            rows = balances(session)
+        wanted = {
+            p: rows.get(p)
+            for p in PRODUCTS
+            if vendor_configured(p.split(":")[0]) and (vendor is None or p.startswith(vendor + ":"))
+        }
+        fresh = all(row is not None and row.checked_at >= started for row in wanted.values())
+        if fresh or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    report = {
+        product: {
+            "balance": row.balance if row else None,
+            "checked_at": iso(row.checked_at) if row else None,
+            "error": row.error if row else None,
+            "fresh": bool(row and row.checked_at >= started),
+        }
+        for product, row in wanted.items()
+    }
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False))
+        return
+    for product, entry in report.items():
+        state = entry["error"] or entry["balance"] or "never read"
+        stale = "" if entry["fresh"] else "  (no fresh read: is a worker running?)"
+        click.echo(f"{product:<14} {state}{stale}")
+
+
+@main.command()
+@click.option("--phone", default=None, help="Only this number's messages.")
+@click.option("--limit", default=20, help="How many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def inbound(phone: str | None, limit: int, as_json: bool) -> None:
+    """Print replies and MO messages from handsets, newest first."""
+    create_tables()
+    with session_scope() as session:
+        rows = inbound_messages(session, phone=phone, limit=limit)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "vendor": r.vendor,
+                        "phone": r.phone,
+                        "content": r.content,
+                        "received_at": iso(r.received_at),
+                    }
+                    for r in rows
+                ],
+                ensure_ascii=False,
+            )
+        )
+        return
+    for r in rows:
+        click.echo(f"{iso(r.received_at or r.stored_at)}  {r.phone}  via {r.vendor}: {r.content}")

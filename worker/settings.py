@@ -7,12 +7,15 @@ is for. Secrets are `SecretStr`, so they print as `**********` in reprs, logs an
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+PRODUCTS = ("veesing:sms", "veesing:mms", "veesing:voice", "chuangrui:sms", "fivec:mms")
+"""Every vendor product herald speaks, as `vendor:channel`."""
 SMS_VENDORS = ("veesing", "chuangrui")
 MMS_VENDORS = ("veesing", "fivec")
 VOICE_VENDORS = ("veesing",)
@@ -123,6 +126,13 @@ class Settings(BaseSettings):
         300.0, gt=0, description="A recipient `sending` this long becomes `unknown`."
     )
 
+    # Balances
+    balance_interval_s: float = Field(600.0, gt=0, description="How often balances are read.")
+    balance_warn_below: dict[str, float] = Field(
+        default_factory=lambda: {"*": 1000.0},
+        description='Warn below these, JSON by product, "*" for the rest.',
+    )
+
     # Local system (`herald up`)
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = 8100
@@ -180,3 +190,9 @@ def vendor_configured(vendor: str) -> bool:
     if vendor == "fivec":
         return bool(settings.fivec_apikey and settings.fivec_username and settings.fivec_password)
     return False
+
+
+def balance_threshold(product: str) -> Decimal:
+    """The balance under which `product` ("veesing:sms") is reported low."""
+    thresholds = get_settings().balance_warn_below
+    return Decimal(str(thresholds.get(product, thresholds.get("*", 0))))

@@ -236,6 +236,15 @@ class MmsContent(SQLModel, table=True):
     decided_at: datetime | None = Field(default=None, sa_column=_time_column())
 
 
+class VendorBalance(SQLModel, table=True):
+    """The last balance read from one vendor product (beat's balance poll, or `herald balance`)."""
+
+    product: str = Field(primary_key=True, max_length=48)  # "veesing:sms", "fivec:mms", ...
+    balance: str | None = Field(default=None, max_length=32)  # the vendor's number, verbatim
+    checked_at: datetime = Field(default_factory=utcnow, sa_column=_time_column(nullable=False))
+    error: str | None = None
+
+
 class Suppression(SQLModel, table=True):
     """A number that asked for no more marketing (an opt-out reply, or an operator)."""
 
@@ -737,6 +746,32 @@ def settle_audits(session: Session, *, now: datetime, timeout_s: float) -> list[
 
 def set_content_ref(session: Session, *, job_id: str, ref: str) -> None:
     session.exec(sa.update(Job).where(col(Job.id) == job_id).values(content_ref=ref))
+
+
+# --- balances and inbound messages ----------------------------------------------------------
+
+
+def record_balance(
+    session: Session, *, product: str, balance: str | None, error: str | None, now: datetime
+) -> VendorBalance:
+    row = session.get(VendorBalance, product) or VendorBalance(product=product)
+    row.balance, row.error, row.checked_at = balance, error, now
+    session.add(row)
+    return row
+
+
+def balances(session: Session) -> dict[str, VendorBalance]:
+    return {row.product: row for row in session.exec(select(VendorBalance))}
+
+
+def inbound_messages(
+    session: Session, *, phone: str | None = None, limit: int = 100, offset: int = 0
+) -> list[InboundMessage]:
+    """Replies and MO messages, newest first."""
+    statement = select(InboundMessage).order_by(col(InboundMessage.id).desc())
+    if phone is not None:
+        statement = statement.where(col(InboundMessage.phone) == phone)
+    return list(session.exec(statement.offset(offset).limit(limit)))
 
 
 # --- suppressions ------------------------------------------------------------------------

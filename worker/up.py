@@ -119,19 +119,10 @@ def start_everything(system: LocalSystem) -> None:
     )
     system.env["HERALD_CALLBACK_TOKEN"] = token
     sandbox_url = f"http://{settings.sandbox_host}:{settings.sandbox_port}"
-    if "HERALD_VEESING_SMS_BASE" not in os.environ:
-        system.env |= {
-            "HERALD_VEESING_SMS_BASE": sandbox_url,
-            "HERALD_VEESING_CLOUD_BASE": sandbox_url,
-            "HERALD_VEESING_APP_ID": SANDBOX_VEESING_APP_ID,
-            "HERALD_VEESING_APP_KEY": SANDBOX_VEESING_APP_KEY,
-        }
-        sandbox_env = {
-            "SANDBOX_VEESING_APP_ID": SANDBOX_VEESING_APP_ID,
-            "SANDBOX_VEESING_APP_KEY": SANDBOX_VEESING_APP_KEY,
-            "SANDBOX_VEESING_SMS_PUSH_URL": f"{api_url}/callbacks/veesing/sms/{token}",
-            "SANDBOX_LOG_FILE": str((settings.data_dir / "sandbox-sends.jsonl").resolve()),
-        }
+    herald_env, sandbox_env = sandbox_settings(sandbox_url, api_url, token)
+    if herald_env:
+        system.env |= herald_env
+        sandbox_env["SANDBOX_LOG_FILE"] = str((settings.data_dir / "sandbox-sends.jsonl").resolve())
         system.start(
             "sandbox",
             [
@@ -197,13 +188,65 @@ def start_everything(system: LocalSystem) -> None:
         flower.append(f"--basic-auth={settings.flower_basic_auth.get_secret_value()}")
     system.start("flower", flower)
     wait_for_http(f"{api_url}/healthz", "api", system)
-    if "HERALD_VEESING_SMS_BASE" in system.env:
+    if herald_env:
         system.say(f"sandbox  {sandbox_url}  (vendors without a base URL in the environment)")
     system.say(f"api      {api_url}  (docs at {api_url}/docs)")
     system.say(f"flower   http://127.0.0.1:{settings.flower_port}")
     system.say(f"store    {settings.store_url}")
     system.say(f"logs     {system.logs}/")
     system.say("ready: try  herald send sms --to 13800138000 --content '【Herald】您好'")
+
+
+def sandbox_settings(
+    sandbox_url: str, api_url: str, token: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """For each vendor whose address is not in the environment: herald's settings pointing at
+    the sandbox, and the sandbox's, pushing back to our API. Empty when every vendor is real."""
+    herald: dict[str, str] = {}
+    sandbox: dict[str, str] = {}
+    if "HERALD_VEESING_SMS_BASE" not in os.environ:
+        herald |= {
+            "HERALD_VEESING_SMS_BASE": sandbox_url,
+            "HERALD_VEESING_CLOUD_BASE": sandbox_url,
+            "HERALD_VEESING_APP_ID": SANDBOX_VEESING_APP_ID,
+            "HERALD_VEESING_APP_KEY": SANDBOX_VEESING_APP_KEY,
+        }
+        sandbox |= {
+            "SANDBOX_VEESING_APP_ID": SANDBOX_VEESING_APP_ID,
+            "SANDBOX_VEESING_APP_KEY": SANDBOX_VEESING_APP_KEY,
+        } | {
+            f"SANDBOX_VEESING_{product.upper()}_PUSH_URL": (
+                f"{api_url}/callbacks/veesing/{product}/{token}"
+            )
+            for product in ("sms", "mms", "voice")
+        }
+    if "HERALD_CHUANGRUI_URL" not in os.environ:
+        herald |= {
+            "HERALD_CHUANGRUI_URL": f"{sandbox_url}/chuangrui/sms",
+            "HERALD_CHUANGRUI_NAME": "sandbox-name",
+            "HERALD_CHUANGRUI_PWD": "sandbox-pwd",
+            "HERALD_CHUANGRUI_ACCESS_SECRET": "sandbox-access-secret",
+        }
+        sandbox |= {
+            "SANDBOX_CHUANGRUI_NAME": "sandbox-name",
+            "SANDBOX_CHUANGRUI_PWD": "sandbox-pwd",
+            "SANDBOX_CHUANGRUI_ACCESS_SECRET": "sandbox-access-secret",
+            "SANDBOX_CHUANGRUI_REPORT_URL": f"{api_url}/callbacks/chuangrui/report",
+            "SANDBOX_CHUANGRUI_MO_URL": f"{api_url}/callbacks/chuangrui/mo",
+        }
+    if "HERALD_FIVEC_BASE" not in os.environ:
+        herald |= {
+            "HERALD_FIVEC_BASE": sandbox_url,
+            "HERALD_FIVEC_APIKEY": "sandbox-apikey",
+            "HERALD_FIVEC_USERNAME": "sandbox-username",
+            "HERALD_FIVEC_PASSWORD": "sandbox-password",
+        }
+        sandbox |= {
+            "SANDBOX_FIVEC_APIKEY": "sandbox-apikey",
+            "SANDBOX_FIVEC_USERNAME": "sandbox-username",
+            "SANDBOX_FIVEC_PASSWORD": "sandbox-password",
+        }
+    return herald, sandbox
 
 
 def ensure_redis(system: LocalSystem) -> None:

@@ -75,6 +75,24 @@ def test_herald_up_runs_everything_and_a_sent_sms_is_delivered(
             return bool(json.loads(shown.stdout)["recipients"][0]["status"] == "delivered")
 
         wait_until(delivered, timeout_s=15, what="the recipient to be delivered")
+        read = subprocess.run(
+            [*herald, "balance", "--json"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        balances = json.loads(read.stdout)
+        assert set(balances) == {
+            "veesing:sms",
+            "veesing:mms",
+            "veesing:voice",
+            "chuangrui:sms",
+            "fivec:mms",
+        }
+        assert all(b["fresh"] and b["balance"] for b in balances.values()), balances
         wait_until(lambda: flower_answers(ports["flower"]), timeout_s=30, what="Flower")
     finally:
         up.send_signal(signal.SIGINT)

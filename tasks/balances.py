@@ -1,0 +1,42 @@
+"""Beat's balance poll: every configured vendor product's balance, kept in the store, and a
+warning in the log (and in `GET /v1/vendors`) when one is below its threshold."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from tasks.vendors import balance_of
+from worker.app import app
+from worker.errors import ConfigurationError, VendorError
+from worker.settings import PRODUCTS, balance_threshold, vendor_configured
+from worker.store import Channel, VendorBalance, record_balance, session_scope, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name="herald.poll_balances")
+def poll_balances() -> dict[str, str | None]:
+    """Read and keep every configured product's balance; one warning per low one per poll."""
+    read: dict[str, str | None] = {}
+    for product in PRODUCTS:
+        vendor, channel = product.split(":")
+        if not vendor_configured(vendor):
+            continue
+        row = read_balance(product, vendor, Channel(channel))
+        read[product] = row.balance
+        threshold = balance_threshold(product)
+        if row.balance is not None and Decimal(row.balance) < threshold:
+            log.warning("balance of %s is low: %s (below %s)", product, row.balance, threshold)
+    return read
+
+
+def read_balance(product: str, vendor: str, channel: Channel) -> VendorBalance:
+    try:
+        amount = balance_of(vendor, channel)
+        balance, error = (None if amount is None else str(amount)), None
+    except (VendorError, ConfigurationError) as exc:
+        balance, error = None, str(exc)
+        log.error("could not read the balance of %s: %s", product, exc)
+    with session_scope() as session:
+        return record_balance(session, product=product, balance=balance, error=error, now=utcnow())
