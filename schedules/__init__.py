@@ -21,6 +21,7 @@ def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "release-due-sends": every("herald.release_due", settings.release_interval_s),
         "sweep-stuck-jobs": every("herald.sweep", settings.sweep_interval_s),
         "poll-balances": every("herald.poll_balances", settings.balance_interval_s),
+        "poll-5c-reports": every("herald.poll_fivec_reports", settings.fivec_poll_interval_s),
     }
 
 

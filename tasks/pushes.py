@@ -8,6 +8,7 @@ waiting for one.
 
 from __future__ import annotations
 
+import base64
 import logging
 from datetime import datetime
 
@@ -32,7 +33,7 @@ from worker.store import (
     suppress,
     utcnow,
 )
-from worker.vendors import chuangrui, veesing, veesing_mms, veesing_voice
+from worker.vendors import chuangrui, fivec, veesing, veesing_mms, veesing_voice
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,27 @@ def apply_payload(session: Session, *, push: VendorPush, now: datetime) -> str:
             }
             # Wait for the whole push while any of its numbers is not matched yet.
             return ReportOutcome.UNMATCHED if ReportOutcome.UNMATCHED in outcomes else "applied"
+        case ("fivec", "reports"):
+            records = fivec.parse_report_records(base64.b64decode(push.payload["body_base64"]))
+            outcomes = {
+                apply_report(
+                    session,
+                    report=Report(
+                        push.vendor,
+                        Channel.MMS,
+                        record.msgid,
+                        record.mobile,
+                        status_from_word(record.status),
+                        record.status,
+                        record.reported_at,
+                    ),
+                    now=now,
+                )
+                for record in records
+            }
+            if ReportOutcome.UNMATCHED in outcomes:
+                return ReportOutcome.UNMATCHED
+            return f"{len(records)} reports applied"
         case ("chuangrui", "mo"):
             uplinks = chuangrui.parse_mo_push(
                 push.payload, system_extno_length=get_settings().chuangrui_system_extno_length

@@ -20,7 +20,14 @@ from worker.settings import get_settings
 
 SEND_QUEUE = "send"
 MAINTENANCE_QUEUE = "maintenance"
-TASK_MODULES = ["tasks.send", "tasks.pushes", "tasks.maintenance", "tasks.balances", "schedules"]
+TASK_MODULES = [
+    "tasks.send",
+    "tasks.pushes",
+    "tasks.reports",
+    "tasks.maintenance",
+    "tasks.balances",
+    "schedules",
+]
 """Imported by name by workers and beat; `schedules` sets the beat schedule when imported."""
 
 
@@ -64,6 +71,7 @@ def make_celery() -> Celery:
             "herald.sweep": {"queue": MAINTENANCE_QUEUE},
             "herald.apply_push": {"queue": MAINTENANCE_QUEUE},
             "herald.poll_balances": {"queue": MAINTENANCE_QUEUE},
+            "herald.poll_fivec_reports": {"queue": MAINTENANCE_QUEUE},
         },
         timezone="UTC",
     )

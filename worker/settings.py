@@ -126,6 +126,10 @@ class Settings(BaseSettings):
         300.0, gt=0, description="A recipient `sending` this long becomes `unknown`."
     )
 
+    fivec_poll_interval_s: float = Field(
+        30.0, gt=0, description="How often beat pulls 5C's delivery reports."
+    )
+
     # Balances
     balance_interval_s: float = Field(600.0, gt=0, description="How often balances are read.")
     balance_warn_below: dict[str, float] = Field(

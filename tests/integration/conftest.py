@@ -129,6 +129,7 @@ def system(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator
         "HERALD_SWEEP_INTERVAL_S": "2",
         "HERALD_REQUEUE_AFTER_S": "5",
         "HERALD_SENDING_TIMEOUT_S": "12",
+        "HERALD_FIVEC_POLL_INTERVAL_S": "1",
         "HERALD_TASK_TIME_LIMIT_S": "9",
         "HERALD_HTTP_CONNECT_TIMEOUT_S": "2",
         "HERALD_HTTP_READ_TIMEOUT_S": "5",

@@ -42,7 +42,7 @@ def test_a_chuangrui_sms_is_delivered_by_a_signed_report(system: System) -> None
     assert job["recipients"][0]["status"] == "delivered", job
 
 
-def test_a_fivec_mms_is_submitted(system: System) -> None:
+def test_a_fivec_mms_is_delivered_by_a_pulled_report(system: System) -> None:
     job_id = system.submit(
         "/v1/mms",
         {
@@ -52,8 +52,6 @@ def test_a_fivec_mms_is_submitted(system: System) -> None:
             "frames": [{"text": "你好", "media": {"type": "gif", "base64": GIF}}],
         },
     )
-    import time
-
-    time.sleep(3)
-    job = system.job(job_id)
-    assert job["recipients"][0]["status"] == "submitted", job
+    (job,) = system.wait_settled([job_id], timeout_s=20)
+    assert job["recipients"][0]["status"] == "delivered", job
+    assert job["recipients"][0]["vendor_status"] == "DELIVRD"

@@ -1,0 +1,67 @@
+"""Beat's pull of 5C delivery reports (`api/recv/index.php`), which the vendor forgets once read.
+
+One poll at a time across every beat and worker (a Redis lock, released only by its holder);
+no fetch while the store is unreachable, since what is fetched could not be kept; the raw reply
+(bytes, time) is committed as a `VendorPush` of kind `reports` before anything parses it. From
+there it is applied like a push: idempotently, matched on msgid + mobile as the document
+advises, and kept for the sweeper while any of its records names a delivery not stored yet.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+
+import sqlalchemy as sa
+from redis.exceptions import LockError
+
+from tasks.limits import limits_redis
+from tasks.pushes import apply_push
+from tasks.vendors import fivec_adapter
+from worker.app import app
+from worker.errors import ConfigurationError, VendorError
+from worker.settings import get_settings, vendor_configured
+from worker.store import get_engine, record_push, session_scope, utcnow
+
+log = logging.getLogger(__name__)
+
+POLL_LOCK_KEY = "herald:lock:poll:fivec-reports"
+
+
+@app.task(name="herald.poll_fivec_reports")
+def poll_fivec_reports() -> str:
+    settings = get_settings()
+    if not vendor_configured("fivec"):
+        return "fivec not configured"
+    lock = limits_redis().lock(
+        POLL_LOCK_KEY, timeout=settings.task_time_limit_s + 30, blocking=False
+    )
+    if not lock.acquire():
+        return "another poll is running"
+    try:
+        return fetch_and_keep_reports()
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            log.error("the 5C poll outlived its lock; another poll may have overlapped it")
+
+
+def fetch_and_keep_reports() -> str:
+    try:
+        with get_engine().connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as exc:
+        log.error("store unreachable, not fetching 5C reports (they would be lost): %s", exc)
+        return "store unreachable"
+    try:
+        body = fivec_adapter(get_settings()).fetch_report_body()
+    except (VendorError, ConfigurationError) as exc:
+        log.error("5C report fetch failed: %s", exc)
+        return f"fetch failed: {exc}"
+    payload = {"body_base64": base64.b64encode(body).decode("ascii"), "bytes": str(len(body))}
+    with session_scope() as session:
+        push = record_push(session, vendor="fivec", kind="reports", payload=payload, now=utcnow())
+        push_id = push.id
+    assert push_id is not None
+    return str(apply_push(push_id))
