@@ -40,8 +40,8 @@ from worker.store import (
 log = logging.getLogger(__name__)
 
 
-def needs_audit(job: Job) -> bool:
-    return (job.vendor, job.channel) == ("veesing", Channel.MMS)
+def needs_audit(job: Job, vendor: str) -> bool:
+    return (vendor, job.channel) == ("veesing", Channel.MMS)
 
 
 def content_digest(payload: dict[str, Any] | None) -> str:
@@ -49,24 +49,22 @@ def content_digest(payload: dict[str, Any] | None) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def ready_to_send(job: Job) -> bool:
-    """True when the job's content may go now; otherwise its queued recipients wait (or fail)
-    and the job is enqueued again when the audit is decided."""
-    if not needs_audit(job):
+def ready_to_send(job: Job, vendor: str) -> bool:
+    """True when the job's content may go through `vendor` now; otherwise its queued recipients
+    wait (or fail) and the job is enqueued again when the audit is decided."""
+    if not needs_audit(job, vendor):
         return True
     digest = content_digest(job.payload)
     with session_scope() as session:
-        content = mms_content(session, vendor=job.vendor, digest=digest)
+        content = mms_content(session, vendor=vendor, digest=digest)
     if content is None:
         try:
             ref = create_veesing_mms(job)
         except (VendorError, ConfigurationError) as exc:
-            hold_queued_after_error(job, exc)
+            hold_queued_after_error(job, vendor, exc)
             return False
         with session_scope() as session:
-            content = add_mms_content(
-                session, vendor=job.vendor, digest=digest, ref=ref, now=utcnow()
-            )
+            content = add_mms_content(session, vendor=vendor, digest=digest, ref=ref, now=utcnow())
     job.content_ref = content.ref
     now = utcnow()
     with session_scope() as session:
@@ -75,7 +73,7 @@ def ready_to_send(job: Job) -> bool:
             return True
         move_deliveries(
             session,
-            where=col(Delivery.job_id) == job.id,
+            where=(col(Delivery.job_id) == job.id) & (col(Delivery.vendor) == vendor),
             from_statuses=[DeliveryStatus.QUEUED],
             to=DeliveryStatus.AWAITING_AUDIT,
             now=now,
@@ -87,14 +85,14 @@ def ready_to_send(job: Job) -> bool:
     return False
 
 
-def hold_queued_after_error(job: Job, error: VendorError | ConfigurationError) -> None:
+def hold_queued_after_error(job: Job, vendor: str, error: VendorError | ConfigurationError) -> None:
     """Creating the content failed: nothing was sent, so a refusal fails the recipients and
     anything else retries on the job's error budget (an ambiguous create is retried too: a
     created but unused MMS costs nothing)."""
     settings = get_settings()
     now = utcnow()
     with session_scope() as session:
-        where = col(Delivery.job_id) == job.id
+        where = (col(Delivery.job_id) == job.id) & (col(Delivery.vendor) == vendor)
         if isinstance(error, MessageRejected):
             reason = f"MMS refused at creation: {error}"
             move_deliveries(

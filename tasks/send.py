@@ -1,13 +1,17 @@
 """The send task: store → vendor → store, one batch of recipients at a time.
 
-Each batch is claimed in the store (queued → sending, committed) before the vendor is called,
-and settled after it by the class of what happened (worker.errors):
+Each batch is claimed in the store (queued → claimed), held back where the fleet-wide limits
+say so, marked sending (committed) right before the vendor call, and settled after it by the
+class of what happened (worker.errors):
 
     accepted                → submitted, with the vendor's batch reference
     RateLimited             → deferred to when the number frees; not an error
-    QuotaExceeded           → deferred to the vendor's next day (Asia/Shanghai)
+    QuotaExceeded           → the job's daily-cap policy: defer to the vendor's next day,
+                              fail over to another vendor of the channel, or fail
     Recipient/MessageRejected → failed, with the vendor's words
-    TransientError, VendorBlocked, ConfigurationError
+    VendorBlocked           → the vendor product's breaker opens for the fleet (an alert in
+                              the log); the batch fails over when the job allows it, else waits
+    TransientError, ConfigurationError
                             → deferred with backoff, counted against the job's error budget,
                               failed when it is spent
     AmbiguousOutcome        → unknown (or deferred, with HERALD_RESEND_AMBIGUOUS)
@@ -24,12 +28,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import col
+from sqlmodel import Session, col, select
 
 from tasks.audit import ready_to_send
-from tasks.limits import limiter_for
+from tasks.limits import limiter_for, limits_redis
+from tasks.routing import breaker_reason, failover_target, move_to_vendor
 from tasks.vendors import sender_for
 from worker.app import app
+from worker.breaker import open_breaker, seconds_left
 from worker.errors import (
     AmbiguousOutcome,
     ConfigurationError,
@@ -44,11 +50,12 @@ from worker.errors import (
     VendorBlocked,
     VendorError,
 )
-from worker.limits import Hold, RateLimiter
+from worker.limits import Hold, RateLimiter, next_vendor_midnight
 from worker.retry import backoff_s
 from worker.settings import get_settings
 from worker.store import (
     UNSENT,
+    CapPolicy,
     Delivery,
     DeliveryStatus,
     Job,
@@ -59,13 +66,17 @@ from worker.store import (
     ids_in,
     mark_sending,
     move_deliveries,
+    queued_vendors,
     session_scope,
     suppressed_among,
     utcnow,
 )
-from worker.vendors.clock import SHANGHAI
 
 log = logging.getLogger(__name__)
+
+SETTLEABLE = [DeliveryStatus.CLAIMED, DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN]
+"""What a batch may be settled from: `claimed` when no call was made; `unknown` when the sweeper
+presumed a slow call lost (what the vendor answered is better knowledge than that)."""
 
 
 @app.task(name="herald.send_job", max_retries=None)
@@ -75,7 +86,6 @@ def send_job(job_id: str) -> str:
 
 
 def deliver_job(job_id: str) -> str:
-    settings = get_settings()
     with session_scope() as session:
         job = get_job(session, job_id=job_id)
         if job is None:
@@ -92,43 +102,95 @@ def deliver_job(job_id: str) -> str:
                 last_error="expired",
             )
             return f"expired {len(expired)}"
-    if not ready_to_send(job):
-        return "waiting for the content's audit"
-    limiter = limiter_for(job.vendor, job.channel)
-    batch_size = batch_size_for(job, settings.batch_size)
+    calls = 0
+    tried: set[str] = set()
+    while True:
+        with session_scope() as session:
+            vendors = [v for v in queued_vendors(session, job_id=job_id) if v not in tried]
+        if not vendors:
+            return f"{calls} vendor calls"
+        for vendor in vendors:
+            tried.add(vendor)
+            calls += deliver_via(job, vendor)
+
+
+def deliver_via(job: Job, vendor: str) -> int:
+    """Send the job's queued recipients that go through `vendor`; return the calls made."""
+    reason = breaker_reason(vendor, job.channel)
+    if reason is not None:
+        route_around_breaker(job, vendor, reason)
+        return 0
+    if not ready_to_send(job, vendor):
+        return 0
+    settings = get_settings()
+    limiter = limiter_for(vendor, job.channel)
+    batch_size = batch_size_for(job, vendor, settings.batch_size)
     calls = 0
     while True:
         with session_scope() as session:
-            batch = claim_for_sending(session, job_id=job_id, now=utcnow(), limit=batch_size)
+            batch = claim_for_sending(
+                session, job_id=job.id, vendor=vendor, now=utcnow(), limit=batch_size
+            )
         if not batch:
-            return f"{calls} vendor calls"
+            return calls
         batch = drop_suppressed(job, batch)
         if not batch:
             continue
         reservation = limiter.reserve([d.phone for d in batch])
-        defer_held(batch, reservation.held)
+        hold_back(job, vendor, batch, reservation.held)
         granted = [d for d in batch if d.phone in set(reservation.granted)]
         if not granted:
             continue
         wait_s = wait_for_request_slot(limiter)
         if wait_s > 0:
             limiter.release(reservation, reservation.granted)
-            paced = RateLimited(job.vendor, "herald's request-rate cap", retry_after_s=wait_s)
-            settle(job, granted, paced)
+            paced = RateLimited(vendor, "herald's request-rate cap", retry_after_s=wait_s)
+            settle(job, vendor, granted, paced)
             continue
         with session_scope() as session:
             still_ours = mark_sending(session, delivery_ids=[d.id for d in granted], now=utcnow())
         if len(still_ours) < len(granted):
-            cancelled = [p for d in granted if d.id not in still_ours for p in [d.phone]]
+            cancelled = [d.phone for d in granted if d.id not in still_ours]
             limiter.release(reservation, cancelled)
             granted = [d for d in granted if d.id in still_ours]
             if not granted:
                 continue
-        outcome = call_vendor(job, granted)
+        outcome = call_vendor(job, vendor, granted)
         if isinstance(outcome, NotSent | ConfigurationError):
             limiter.release(reservation, reservation.granted)
-        settle(job, granted, outcome)
+        settle(job, vendor, granted, outcome)
         calls += 1
+
+
+def route_around_breaker(job: Job, vendor: str, reason: str) -> None:
+    """The vendor refused the account lately: fail over, or wait until its breaker closes."""
+    now = utcnow()
+    target = failover_target(job, vendor)
+    where = (col(Delivery.job_id) == job.id) & (col(Delivery.vendor) == vendor)
+    with session_scope() as session:
+        if target is not None:
+            ids = list(session.exec(select(Delivery.id).where(where)))
+            move_to_vendor(
+                session,
+                delivery_ids=ids,
+                from_statuses=[DeliveryStatus.QUEUED],
+                vendor=target,
+                reason=f"{vendor} is refusing the account ({reason})",
+                now=now,
+            )
+            return
+        wait_s = max(1.0, seconds_left(limits_redis(), vendor=vendor, channel=job.channel.value))
+        why = f"{vendor} is refusing the account ({reason}); waiting for it"
+        move_deliveries(
+            session,
+            where=where,
+            from_statuses=[DeliveryStatus.QUEUED],
+            to=DeliveryStatus.DEFERRED,
+            now=now,
+            detail=why,
+            last_error=why,
+            not_before=now + timedelta(seconds=wait_s),
+        )
 
 
 def drop_suppressed(job: Job, batch: Sequence[Delivery]) -> list[Delivery]:
@@ -151,25 +213,59 @@ def drop_suppressed(job: Job, batch: Sequence[Delivery]) -> list[Delivery]:
     return [d for d in batch if d.phone not in suppressed]
 
 
-def defer_held(batch: Sequence[Delivery], held: Sequence[Hold]) -> None:
-    """Numbers the limits hold back wait in the store until they may go: not an error."""
-    if not held:
-        return
+def hold_back(job: Job, vendor: str, batch: Sequence[Delivery], held: Sequence[Hold]) -> None:
+    """Numbers the limits hold back: the minute rule waits; a daily cap follows the job's
+    policy. Neither counts as an error."""
     ids_by_phone = {d.phone: d.id for d in batch}
+    for hold in held:
+        reason = f"held by the {HOLD_REASONS[hold.reason]} until {hold.until.isoformat()}"
+        ids = [ids_by_phone[hold.phone]]
+        if hold.reason == "minute":
+            with session_scope() as session:
+                defer_ids(session, ids, hold.until, reason)
+        else:
+            apply_cap_policy(job, vendor, ids, reason)
+
+
+def apply_cap_policy(job: Job, vendor: str, ids: Sequence[int | None], reason: str) -> None:
     now = utcnow()
     with session_scope() as session:
-        for hold in held:
-            reason = f"held by the {HOLD_REASONS[hold.reason]} until {hold.until.isoformat()}"
+        if job.on_daily_cap is CapPolicy.FAIL:
             move_deliveries(
                 session,
-                where=ids_in([ids_by_phone[hold.phone]]),
-                from_statuses=[DeliveryStatus.CLAIMED],
-                to=DeliveryStatus.DEFERRED,
+                where=ids_in(ids),
+                from_statuses=SETTLEABLE,
+                to=DeliveryStatus.FAILED,
                 now=now,
                 detail=reason,
-                not_before=hold.until,
                 last_error=reason,
             )
+            return
+        target = failover_target(job, vendor) if job.on_daily_cap is CapPolicy.FAILOVER else None
+        if target is not None:
+            move_to_vendor(
+                session,
+                delivery_ids=ids,
+                from_statuses=SETTLEABLE,
+                vendor=target,
+                reason=reason,
+                now=now,
+            )
+            return
+        defer_ids(session, ids, next_vendor_midnight(now), reason)
+
+
+def defer_ids(session: Session, ids: Sequence[int | None], until: datetime, reason: str) -> None:
+    move_deliveries(
+        session,
+        where=ids_in(ids),
+        from_statuses=SETTLEABLE,
+        to=DeliveryStatus.DEFERRED,
+        now=utcnow(),
+        detail=reason,
+        not_before=until,
+        last_error=reason,
+    )
 
 
 HOLD_REASONS = {
@@ -197,41 +293,53 @@ class Accepted:
     vendor_ref: str
 
 
-def batch_size_for(job: Job, default: int) -> int:
+def batch_size_for(job: Job, vendor: str, default: int) -> int:
     try:
-        return sender_for(job).batch_size
+        return sender_for(job, vendor).batch_size
     except ConfigurationError:
         return default  # the call itself reports the missing setting
 
 
-def call_vendor(job: Job, batch: Sequence[Delivery]) -> Accepted | VendorError | ConfigurationError:
+def call_vendor(
+    job: Job, vendor: str, batch: Sequence[Delivery]
+) -> Accepted | VendorError | ConfigurationError:
     """One vendor call; its outcome as a value, so that settling it is a separate step."""
     try:
-        return Accepted(sender_for(job).send(batch))
+        return Accepted(sender_for(job, vendor).send(batch))
     except (VendorError, ConfigurationError) as exc:
         return exc
     except InvalidInput as exc:  # an adapter's own check of the document's rules, before sending
-        return MessageRejected(job.vendor, f"refused before sending: {exc}")
+        return MessageRejected(vendor, f"refused before sending: {exc}")
 
 
-def settle(job: Job, batch: Sequence[Delivery], outcome: Accepted | Exception) -> None:
+def settle(job: Job, vendor: str, batch: Sequence[Delivery], outcome: Accepted | Exception) -> None:
     """Record in the store what the vendor call came to."""
     now = utcnow()
     ids = [d.id for d in batch if d.id is not None]
+    if isinstance(outcome, QuotaExceeded):
+        apply_cap_policy(job, vendor, ids, str(outcome))
+        return
+    if isinstance(outcome, VendorBlocked):
+        trip_breaker(job, vendor, outcome)
+        target = failover_target(job, vendor)
+        if target is not None:
+            with session_scope() as session:
+                move_to_vendor(
+                    session,
+                    delivery_ids=ids,
+                    from_statuses=SETTLEABLE,
+                    vendor=target,
+                    reason=str(outcome),
+                    now=now,
+                )
+            return
     with session_scope() as session:
 
         def move(to: DeliveryStatus, detail: str, **values: object) -> None:
-            # From `claimed` when no call was made (request pacing); from `unknown` too: the
-            # sweeper may have presumed a slow call lost, and what the vendor answered is
-            # better knowledge than that presumption.
             move_deliveries(
                 session,
                 where=ids_in(ids),
-                from_statuses=[
-                    DeliveryStatus.CLAIMED,
-                    DeliveryStatus.SENDING,
-                    DeliveryStatus.UNKNOWN,
-                ],
+                from_statuses=SETTLEABLE,
                 to=to,
                 now=now,
                 detail=detail,
@@ -239,12 +347,7 @@ def settle(job: Job, batch: Sequence[Delivery], outcome: Accepted | Exception) -
             )
 
         def defer(wait_s: float, reason: str) -> None:
-            move(
-                DeliveryStatus.DEFERRED,
-                reason,
-                not_before=now + timedelta(seconds=wait_s),
-                last_error=reason,
-            )
+            defer_ids(session, ids, now + timedelta(seconds=wait_s), reason)
 
         match outcome:
             case Accepted(vendor_ref=ref):
@@ -257,8 +360,6 @@ def settle(job: Job, batch: Sequence[Delivery], outcome: Accepted | Exception) -
                 )
             case RateLimited(retry_after_s=wait_s):
                 defer(wait_s, str(outcome))
-            case QuotaExceeded():
-                defer(seconds_to_next_vendor_day(now), str(outcome))
             case RecipientRejected() | MessageRejected():
                 move(DeliveryStatus.FAILED, str(outcome), last_error=str(outcome))
             case AmbiguousOutcome():
@@ -269,8 +370,8 @@ def settle(job: Job, batch: Sequence[Delivery], outcome: Accepted | Exception) -
             case TransientError() | VendorBlocked() | ConfigurationError():
                 attempts = count_error_attempt(session, job_id=job.id)
                 budget = error_budget(outcome)
-                if isinstance(outcome, (VendorBlocked, ConfigurationError)):
-                    log.error("vendor %s cannot send: %s", job.vendor, outcome)
+                if isinstance(outcome, ConfigurationError):
+                    log.error("vendor %s cannot send: %s", vendor, outcome)
                 if attempts >= budget:
                     reason = f"{outcome} (gave up after {attempts} attempts)"
                     move(DeliveryStatus.FAILED, reason, last_error=reason)
@@ -278,6 +379,25 @@ def settle(job: Job, batch: Sequence[Delivery], outcome: Accepted | Exception) -
                     defer(retry_delay_s(outcome, attempts), f"{outcome} (attempt {attempts})")
             case _:
                 raise TypeError(f"unexpected send outcome {outcome!r}")
+
+
+def trip_breaker(job: Job, vendor: str, error: VendorBlocked) -> None:
+    """Stop the whole fleet calling a vendor product that refuses the account, and alert."""
+    cooldown_s = get_settings().vendor_blocked_cooldown_s
+    open_breaker(
+        limits_redis(),
+        vendor=vendor,
+        channel=job.channel.value,
+        cooldown_s=cooldown_s,
+        reason=error.reply,
+    )
+    log.error(
+        "ALERT vendor %s %s refuses the account (%s): no calls for %.0f s",
+        vendor,
+        job.channel.value,
+        error.reply,
+        cooldown_s,
+    )
 
 
 def error_budget(error: Exception) -> int:
@@ -295,10 +415,3 @@ def retry_delay_s(error: Exception, attempt: int) -> float:
     hinted = error.retry_after_s if isinstance(error, TransientError) else None
     drawn = backoff_s(attempt, base_s=settings.retry_base_s, cap_s=settings.retry_max_s)
     return max(hinted or 0.0, drawn)
-
-
-def seconds_to_next_vendor_day(now: datetime) -> float:
-    """Seconds until 00:00 Asia/Shanghai, when the vendors' daily caps start again."""
-    local = now.astimezone(SHANGHAI)
-    midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return (midnight - local).total_seconds()

@@ -61,10 +61,11 @@ class Sender:
     send: Callable[[Sequence[Delivery]], str]
 
 
-def sender_for(job: Job) -> Sender:
+def sender_for(job: Job, vendor: str) -> Sender:
+    """How the job's recipients go through `vendor` (the job's own, or a failover's)."""
     settings = get_settings()
     payload = job.payload or {}
-    match (job.vendor, job.channel):
+    match (vendor, job.channel):
         case ("veesing", Channel.SMS):
             sms = VeesingSms(http_client(), settings.veesing_sms_base, veesing_credentials())
 
@@ -116,7 +117,7 @@ def sender_for(job: Job) -> Sender:
                 return fivec.send(_phones(batch), message)
 
             return Sender(settings.batch_size, send_fivec)
-    raise ConfigurationError(f"no adapter for {job.vendor} {job.channel}")
+    raise ConfigurationError(f"no adapter for {vendor} {job.channel}")
 
 
 def _phones(batch: Sequence[Delivery]) -> list[str]:

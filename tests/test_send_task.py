@@ -30,6 +30,7 @@ from worker.errors import (
 )
 from worker.settings import get_settings
 from worker.store import (
+    CapPolicy,
     Channel,
     Delivery,
     DeliveryStatus,
@@ -37,11 +38,13 @@ from worker.store import (
     Purpose,
     create_job,
     deliveries_of,
+    events_of,
     get_job,
     session_scope,
     suppress,
     utcnow,
 )
+from worker.vendors.clock import SHANGHAI
 
 PHONES = ["13800138000", "13900139000"]
 pytestmark = pytest.mark.usefixtures("store_url", "fresh_limits")
@@ -78,7 +81,7 @@ class FakeVendor:
 def vendor(monkeypatch: pytest.MonkeyPatch) -> FakeVendor:
     fake = FakeVendor()
     monkeypatch.setattr(
-        tasks.send, "sender_for", lambda _job: Sender(get_settings().batch_size, fake)
+        tasks.send, "sender_for", lambda _job, _vendor: Sender(get_settings().batch_size, fake)
     )
     return fake
 
@@ -159,7 +162,7 @@ def test_a_daily_cap_defers_to_the_next_shanghai_midnight(vendor: FakeVendor) ->
 
     not_before = deliveries(job_id)[0].not_before
     assert not_before is not None
-    local = not_before.astimezone(tasks.send.SHANGHAI)
+    local = not_before.astimezone(SHANGHAI)
     assert (local.hour, local.minute, local.second) == (0, 0, 0)
 
 
@@ -322,3 +325,95 @@ def test_marketing_skips_a_suppressed_number_but_a_code_still_goes(vendor: FakeV
         DeliveryStatus.FAILED,
         "suppressed: replied 'TD' via veesing",
     )
+
+
+@pytest.fixture
+def two_vendors(
+    monkeypatch: pytest.MonkeyPatch, settings_env: SettingsEnv
+) -> dict[str, FakeVendor]:
+    """Veesing and Chuangrui both configured for SMS, each a fake."""
+    settings_env.setenv("HERALD_CHUANGRUI_URL", "http://chuangrui.invalid/sms")
+    settings_env.setenv("HERALD_CHUANGRUI_NAME", "name")
+    settings_env.setenv("HERALD_CHUANGRUI_PWD", "pwd")
+    fakes = {"veesing": FakeVendor(), "chuangrui": FakeVendor()}
+    monkeypatch.setattr(
+        tasks.send,
+        "sender_for",
+        lambda _job, vendor: Sender(get_settings().batch_size, fakes[vendor]),
+    )
+    return fakes
+
+
+def test_a_vendor_refusing_the_account_opens_its_breaker_and_the_batch_fails_over(
+    two_vendors: dict[str, FakeVendor],
+) -> None:
+    two_vendors["veesing"].outcomes = [VendorBlocked("veesing", "余额不足")]
+    two_vendors["chuangrui"].outcomes = ["SENDID-1", "SENDID-2"]
+    first = stored_job(phones=["13800138000"])
+    second = stored_job(phones=["13900139000"])
+
+    tasks.send.deliver_job(first)
+    tasks.send.deliver_job(second)
+
+    assert two_vendors["veesing"].calls == [["13800138000"]]
+    assert two_vendors["chuangrui"].calls == [["13800138000"], ["13900139000"]]
+    for job_id in (first, second):
+        (delivery,) = deliveries(job_id)
+        assert (delivery.status, delivery.vendor) == (DeliveryStatus.SUBMITTED, "chuangrui")
+
+
+def test_a_job_that_forbids_failover_waits_for_the_breaker_instead(
+    two_vendors: dict[str, FakeVendor],
+) -> None:
+    two_vendors["veesing"].outcomes = [VendorBlocked("veesing", "IP受限")]
+    job_id = stored_job(phones=["13800138000"], allow_failover=False)
+
+    tasks.send.deliver_job(job_id)
+
+    (delivery,) = deliveries(job_id)
+    assert (delivery.status, delivery.vendor) == (DeliveryStatus.DEFERRED, "veesing")
+    assert two_vendors["chuangrui"].calls == []
+
+
+@pytest.mark.parametrize(
+    ("policy", "status", "vendor"),
+    [
+        (CapPolicy.FAILOVER, DeliveryStatus.SUBMITTED, "chuangrui"),
+        (CapPolicy.DEFER, DeliveryStatus.DEFERRED, "veesing"),
+        (CapPolicy.FAIL, DeliveryStatus.FAILED, "veesing"),
+    ],
+)
+def test_a_vendor_daily_cap_follows_the_jobs_policy(
+    two_vendors: dict[str, FakeVendor], policy: CapPolicy, status: DeliveryStatus, vendor: str
+) -> None:
+    two_vendors["veesing"].outcomes = [
+        QuotaExceeded("veesing", "当日发送量已超出最大发送限制", scope="account")
+    ]
+    two_vendors["chuangrui"].outcomes = ["SENDID-1"]
+    job_id = stored_job(phones=["13800138000"], on_daily_cap=policy)
+
+    tasks.send.deliver_job(job_id)
+
+    (delivery,) = deliveries(job_id)
+    assert (delivery.status, delivery.vendor) == (status, vendor)
+    with session_scope() as session:
+        history = [e.detail or "" for e in events_of(session, delivery_ids=[delivery.id])]
+    assert any("当日发送量已超出最大发送限制" in detail for detail in history)
+
+
+def test_our_own_per_number_cap_holds_before_the_vendor_is_asked(
+    two_vendors: dict[str, FakeVendor], settings_env: SettingsEnv
+) -> None:
+    settings_env.setenv(
+        "HERALD_LIMITS", '{"veesing:sms": {"per_number_daily": 1, "minute_s": 0.001}}'
+    )
+    two_vendors["veesing"].outcomes = ["T1"]
+    tasks.send.deliver_job(stored_job(phones=["13800138000"]))
+    second = stored_job(phones=["13800138000"], on_daily_cap=CapPolicy.DEFER)
+
+    tasks.send.deliver_job(second)
+
+    assert two_vendors["veesing"].calls == [["13800138000"]]
+    (delivery,) = deliveries(second)
+    assert delivery.status is DeliveryStatus.DEFERRED
+    assert "daily cap of this number" in (delivery.last_error or "")

@@ -52,7 +52,7 @@ def new_job(**overrides: object) -> NewJob:
 def claim_and_send(job_id: str, limit: int = 10) -> list[int]:
     """What the send task does before its vendor call: claim, then mark sending."""
     with session_scope() as session:
-        batch = claim_for_sending(session, job_id=job_id, now=NOW, limit=limit)
+        batch = claim_for_sending(session, job_id=job_id, vendor="veesing", now=NOW, limit=limit)
     with session_scope() as session:
         return sorted(mark_sending(session, delivery_ids=[d.id for d in batch], now=NOW))
 
@@ -113,11 +113,11 @@ def test_a_claim_takes_at_most_limit_and_a_second_claim_gets_the_rest() -> None:
     job_id = stored_job()
 
     with session_scope() as session:
-        first = claim_for_sending(session, job_id=job_id, now=NOW, limit=2)
+        first = claim_for_sending(session, job_id=job_id, vendor="veesing", now=NOW, limit=2)
     with session_scope() as session:
-        second = claim_for_sending(session, job_id=job_id, now=NOW, limit=2)
+        second = claim_for_sending(session, job_id=job_id, vendor="veesing", now=NOW, limit=2)
     with session_scope() as session:
-        third = claim_for_sending(session, job_id=job_id, now=NOW, limit=2)
+        third = claim_for_sending(session, job_id=job_id, vendor="veesing", now=NOW, limit=2)
 
     assert [len(first), len(second), len(third)] == [2, 1, 0]
     assert {d.phone for d in first + second} == set(PHONES)
@@ -131,7 +131,9 @@ def test_concurrent_claimers_never_claim_the_same_delivery_twice() -> None:
     def claimer() -> None:
         while True:
             with session_scope() as session:
-                batch = claim_for_sending(session, job_id=job_id, now=NOW, limit=3)
+                batch = claim_for_sending(
+                    session, job_id=job_id, vendor="veesing", now=NOW, limit=3
+                )
             if not batch:
                 return
             with lock:
@@ -277,7 +279,7 @@ def test_sending_for_too_long_becomes_unknown_and_never_queued_again() -> None:
 def test_a_claim_left_by_a_dead_worker_is_queued_again_but_a_send_is_not() -> None:
     job_id = stored_job()
     with session_scope() as session:
-        claim_for_sending(session, job_id=job_id, now=NOW, limit=2)
+        claim_for_sending(session, job_id=job_id, vendor="veesing", now=NOW, limit=2)
     claim_and_send(job_id, limit=1)
 
     with session_scope() as session:
@@ -294,7 +296,7 @@ def test_a_claim_left_by_a_dead_worker_is_queued_again_but_a_send_is_not() -> No
 def test_a_cancel_between_claim_and_send_keeps_the_recipient_from_being_sent() -> None:
     job_id = stored_job(phones=[PHONES[0]])
     with session_scope() as session:
-        batch = claim_for_sending(session, job_id=job_id, now=NOW, limit=1)
+        batch = claim_for_sending(session, job_id=job_id, vendor="veesing", now=NOW, limit=1)
     with session_scope() as session:
         cancel_job(session, job_id=job_id, now=NOW)
 

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from worker.mms import EMOJI
-from worker.store import Purpose
+from worker.store import CapPolicy, Purpose
 
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
 COUNTRY_PREFIXES = ("+86", "0086", "86")
@@ -84,6 +84,12 @@ class SmsRequest(BaseModel):
     idempotency_key: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
         None, description="The same key returns the first job instead of making a second."
     )
+    on_daily_cap: CapPolicy | None = Field(
+        None, description="defer, failover or fail when a daily cap stops it; default failover."
+    )
+    allow_failover: bool = Field(
+        True, description="May go through another SMS vendor when this one refuses the account."
+    )
 
 
 def valid_base64(value: str) -> str:
@@ -131,6 +137,8 @@ class MmsRequest(BaseModel):
     send_at: AwareDatetime | None = None
     expires_at: AwareDatetime | None = None
     idempotency_key: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    on_daily_cap: CapPolicy | None = Field(None, description="Default defer.")
+    allow_failover: bool = True
 
 
 class VoiceRequest(BaseModel):

@@ -123,6 +123,21 @@ class Purpose(StrEnum):
     VERIFICATION = "verification"  # one-time codes: sent regardless of opt-out
 
 
+class CapPolicy(StrEnum):
+    """What a job does when a daily cap (of a number or of the account) stops it."""
+
+    DEFER = "defer"  # wait for the vendor's next day (00:00 Asia/Shanghai)
+    FAILOVER = "failover"  # go through another vendor of the channel; defer when there is none
+    FAIL = "fail"  # give up on those recipients, saying why
+
+
+DEFAULT_CAP_POLICY = {
+    "sms": CapPolicy.FAILOVER,  # most SMS are time-bound; a second vendor is the usual setup
+    "mms": CapPolicy.DEFER,  # campaigns: tomorrow is fine, and 5C's limits differ from Veesing's
+    "voice": CapPolicy.FAIL,  # a voice code tomorrow is worthless, and no other vendor speaks
+}
+
+
 class JobStatus(StrEnum):
     """A job's status, derived from its deliveries by `job_status`."""
 
@@ -145,6 +160,8 @@ class Job(SQLModel, table=True):
     content: str
     payload: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
     content_ref: str | None = Field(default=None, max_length=64, index=True)
+    on_daily_cap: CapPolicy = Field(default=CapPolicy.DEFER, sa_type=_enum_column(CapPolicy))
+    allow_failover: bool = True
     idempotency_key: str | None = Field(default=None, unique=True, max_length=128)
     send_at: datetime | None = Field(default=None, sa_column=_time_column())
     expires_at: datetime | None = Field(default=None, sa_column=_time_column())
@@ -325,6 +342,8 @@ class NewJob:
     purpose: Purpose = Purpose.MARKETING
     payload: dict[str, Any] | None = None
     texts: Mapping[str, str] | None = None
+    on_daily_cap: CapPolicy | None = None
+    allow_failover: bool = True
     send_at: datetime | None = None
     expires_at: datetime | None = None
     idempotency_key: str | None = None
@@ -346,6 +365,8 @@ def create_job(session: Session, *, new: NewJob, now: datetime) -> tuple[Job, bo
         purpose=new.purpose,
         content=new.content,
         payload=new.payload,
+        on_daily_cap=new.on_daily_cap or DEFAULT_CAP_POLICY[new.channel.value],
+        allow_failover=new.allow_failover,
         idempotency_key=new.idempotency_key,
         send_at=new.send_at,
         expires_at=new.expires_at,
@@ -480,15 +501,27 @@ def move_deliveries(
     return moved
 
 
+def queued_vendors(session: Session, *, job_id: str) -> list[str]:
+    """The vendors the job's queued deliveries go through (more than one after a failover)."""
+    statement = (
+        select(Delivery.vendor)
+        .where(col(Delivery.job_id) == job_id, col(Delivery.status) == DeliveryStatus.QUEUED)
+        .distinct()
+    )
+    return sorted(session.exec(statement))
+
+
 def claim_for_sending(
-    session: Session, *, job_id: str, now: datetime, limit: int
+    session: Session, *, job_id: str, vendor: str, now: datetime, limit: int
 ) -> list[Delivery]:
-    """Claim up to `limit` of the job's queued deliveries for one vendor call (→ claimed).
+    """Claim up to `limit` of the job's queued deliveries through `vendor` (→ claimed).
 
     Returns only the rows this call moved: a concurrent claimer gets the others or none.
     """
     candidates = select(Delivery.id).where(
-        col(Delivery.job_id) == job_id, col(Delivery.status) == DeliveryStatus.QUEUED
+        col(Delivery.job_id) == job_id,
+        col(Delivery.vendor) == vendor,
+        col(Delivery.status) == DeliveryStatus.QUEUED,
     )
     ids = move_deliveries(
         session,
@@ -704,7 +737,7 @@ def settle_audits(session: Session, *, now: datetime, timeout_s: float) -> list[
                 MmsContent,
                 sa.and_(
                     col(MmsContent.ref) == col(Job.content_ref),
-                    col(MmsContent.vendor) == col(Job.vendor),
+                    col(MmsContent.vendor) == col(Delivery.vendor),
                 ),
             )
             .where(col(Delivery.status) == DeliveryStatus.AWAITING_AUDIT)
