@@ -158,6 +158,8 @@ def deliver_via(job: Job, vendor: str) -> int:
         outcome = call_vendor(job, vendor, granted)
         if isinstance(outcome, NotSent | ConfigurationError):
             limiter.release(reservation, reservation.granted)
+        else:
+            limiter.confirm(reservation, [d.phone for d in granted])
         settle(job, vendor, granted, outcome)
         calls += 1
 

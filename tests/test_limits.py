@@ -171,3 +171,13 @@ def test_the_request_bucket_lets_a_burst_through_then_asks_to_wait(client: redis
 
     assert waits[:5] == [0.0] * 5
     assert 0 < waits[5] <= 0.2
+
+
+def test_a_confirmed_send_restarts_the_minute_from_the_vendors_answer(client: redis.Redis) -> None:
+    clock = Clock(NOON)
+    limits = limiter(client, clock, minute_s=60)
+    reservation = limits.reserve(["13800138000"])
+    client.pexpire("herald:limit:veesing:sms:minute:13800138000", 1000)
+
+    assert limits.confirm(reservation, ["13800138000"]) == 1
+    assert client.pttl("herald:limit:veesing:sms:minute:13800138000") > 59_000

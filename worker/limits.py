@@ -152,6 +152,20 @@ end
 return given_back
 """
 
+# KEYS: the minute keys of the numbers sent. ARGV: [1] reservation token, [2] minute_ms
+# Restarts each number's minute from now, once the vendor has answered: the vendor counts its
+# minute from when it received the message, which is after we reserved.
+CONFIRM_LUA = """
+local restarted = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[2]))
+    restarted = restarted + 1
+  end
+end
+return restarted
+"""
+
 # KEYS: [1] seed marker, [2] account day counter, then per number: [..] day counter, minute key
 # ARGV: [1] day TTL s, [2] account count, then per number: count, minute key PX ms (0 = none)
 # Writes the store's counts unless another process seeded the day first.
@@ -245,6 +259,7 @@ class RateLimiter:
         self._clock = clock
         self._reserve = redis.register_script(RESERVE_LUA)
         self._release = redis.register_script(RELEASE_LUA)
+        self._confirm = redis.register_script(CONFIRM_LUA)
         self._seed_day = redis.register_script(SEED_LUA)
         self._bucket = redis.register_script(TOKEN_BUCKET_LUA)
 
@@ -288,6 +303,13 @@ class RateLimiter:
         for phone in phones:
             keys += [self._keys.minute(phone), self._keys.number_day(reservation.day, phone)]
         return int(self._release(keys=keys, args=[reservation.token]))
+
+    def confirm(self, reservation: Reservation, phones: Sequence[str]) -> int:
+        """The vendor answered (or may have taken the numbers): their minute starts now."""
+        keys = [self._keys.minute(phone) for phone in phones]
+        return int(
+            self._confirm(keys=keys, args=[reservation.token, int(self.rules.minute_s * 1000)])
+        )
 
     def seed_day(self, now: datetime) -> bool:
         """Write the store's counts of today into Redis, unless the day is seeded already."""

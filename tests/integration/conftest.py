@@ -113,7 +113,11 @@ class System:
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[System]:
+def system(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> Iterator[System]:
+    """The system for one test module; a module may set `SYSTEM_ENV` (settings laid over the
+    defaults below) and `WORKER_CONCURRENCY`."""
     folder = tmp_path_factory.mktemp("system")
     database = next(REDIS_DATABASES)
     redis.Redis.from_url(REDIS.url(database)).flushdb()
@@ -151,6 +155,7 @@ def system(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator
         "SANDBOX_MMS_AUDIT_DELAY_S": "0.5",
         "SANDBOX_PUSH_DELAY_S": "0.5",
         "SANDBOX_LOG_FILE": str(folder / "sandbox-sends.jsonl"),
+        **getattr(request.module, "SYSTEM_ENV", {}),
     }
     system = System(folder, env, api_url, sandbox_url)
     try:
@@ -173,7 +178,7 @@ def system(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator
             ],
         )
         wait_http(f"{api_url}/healthz", api)
-        system.start_worker()
+        system.start_worker(getattr(request.module, "WORKER_CONCURRENCY", 2))
         system.start(
             "beat",
             [
