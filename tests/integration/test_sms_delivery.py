@@ -106,3 +106,28 @@ def test_killing_the_worker_with_jobs_queued_loses_none_and_sends_none_twice(
             assert sends[recipient["phone"]] == 0
     delivered = sum(job["recipients"][0]["status"] == "delivered" for job in jobs)
     print(f"{delivered}/{len(jobs)} delivered after the kill, {sum(sends.values())} sends")
+
+
+def test_killing_the_worker_mid_batch_sends_no_recipient_twice_and_loses_none(
+    system: System,
+) -> None:
+    system.sandbox("POST", "/_sandbox/faults", json={"latency_s": 0.4, "paths": ["/smsApi"]})
+    batches = [[f"1560{b:03d}{n:04d}" for n in range(10)] for b in range(6)]
+    job_ids = [system.send_sms(phones) for phones in batches]
+    time.sleep(0.6)  # the first calls are under way
+
+    system.children["worker"].kill_hard()
+    system.sandbox("POST", "/_sandbox/faults", json={"error_rate": 0.0})
+    system.start_worker()
+    jobs = system.wait_settled(job_ids, timeout_s=100)
+
+    phones = [p for batch in batches for p in batch]
+    sends = Counter(s["phone"] for s in system.sandbox_sends() if s["phone"] in phones)
+    assert max(sends.values()) == 1, "a recipient was sent twice"
+    for job in jobs:
+        for recipient in job["recipients"]:
+            if recipient["status"] != "delivered":
+                assert recipient["status"] == "unknown", recipient
+                assert sends[recipient["phone"]] == 0, recipient
+    delivered = sum(r["status"] == "delivered" for job in jobs for r in job["recipients"])
+    print(f"mid-batch kill: {delivered}/{len(phones)} delivered, {sum(sends.values())} sends")
