@@ -17,8 +17,8 @@ from redis.exceptions import LockError
 
 from tasks.limits import limits_redis
 from tasks.pushes import apply_push
-from tasks.vendors import fivec_adapter
 from worker.app import app
+from worker.clients import fivec_adapter
 from worker.errors import ConfigurationError, VendorError
 from worker.settings import get_settings, vendor_configured
 from worker.store import get_engine, record_push, session_scope, utcnow
