@@ -13,9 +13,10 @@ from typing import Any
 
 import click
 
-from worker.errors import InvalidInput
+from worker.clients import fivec_adapter
+from worker.errors import ConfigurationError, InvalidInput, VendorError
 from worker.producer import Accepted, submit_mms, submit_sms, submit_voice
-from worker.settings import PRODUCTS, vendor_configured
+from worker.settings import PRODUCTS, get_settings, vendor_configured
 from worker.store import (
     balances,
     cancel_job,
@@ -319,3 +320,48 @@ def inbound(phone: str | None, limit: int, as_json: bool) -> None:
         return
     for r in rows:
         click.echo(f"{iso(r.received_at or r.stored_at)}  {r.phone}  via {r.vendor}: {r.content}")
+
+
+@main.group()
+def reports() -> None:
+    """Ask a vendor about delivery reports."""
+
+
+@reports.command("fivec")
+@click.option("--mobile", "mobiles", multiple=True, required=True, help="A number; repeatable.")
+@click.option("--from", "start", required=True, help="ISO time with offset.")
+@click.option("--to", "end", required=True, help="ISO time with offset.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def reports_fivec(mobiles: tuple[str, ...], start: str, end: str, as_json: bool) -> None:
+    """5C's reports of some numbers between two times (section 5.1.3 of its document)."""
+    try:
+        since, until = datetime.fromisoformat(start), datetime.fromisoformat(end)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if since.tzinfo is None or until.tzinfo is None:
+        raise click.BadParameter("--from and --to need a time zone offset, e.g. +08:00")
+    try:
+        records = fivec_adapter(get_settings()).query_reports(list(mobiles), since, until)
+    except (VendorError, ConfigurationError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "msgid": r.msgid,
+                        "mobile": r.mobile,
+                        "status": r.status,
+                        "reported_at": iso(r.reported_at),
+                        "extno": r.extno,
+                    }
+                    for r in records
+                ]
+            )
+        )
+        return
+    for r in records:
+        click.echo(f"{iso(r.reported_at)}  {r.mobile}  {r.status:<8} msgid {r.msgid}")
+    if not records:
+        click.echo("no record")
