@@ -6,18 +6,30 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
+from tasks.limits import limits_redis
 from tasks.vendors import balance_of
 from worker.app import app
 from worker.errors import ConfigurationError, VendorError
-from worker.settings import PRODUCTS, balance_threshold, vendor_configured
+from worker.settings import PRODUCTS, balance_threshold, get_settings, vendor_configured
 from worker.store import Channel, VendorBalance, record_balance, session_scope, utcnow
 
 log = logging.getLogger(__name__)
 
 
+ONCE_PER_INTERVAL_KEY = "herald:once:poll-balances"
+
+
 @app.task(name="herald.poll_balances")
-def poll_balances() -> dict[str, str | None]:
-    """Read and keep every configured product's balance; one warning per low one per poll."""
+def poll_balances(force: bool = False) -> dict[str, str | None]:
+    """Read and keep every configured product's balance; one warning per low one per poll.
+
+    Runs at most once per interval across the fleet (two beats by mistake still give one read
+    and one warning per interval); `force` (the `herald balance` command) reads regardless.
+    """
+    interval_ms = int(get_settings().balance_interval_s * 1000 * 0.9)
+    first = limits_redis().set(ONCE_PER_INTERVAL_KEY, "1", nx=True, px=max(1, interval_ms))
+    if not (first or force):
+        return {}
     read: dict[str, str | None] = {}
     for product in PRODUCTS:
         vendor, channel = product.split(":")

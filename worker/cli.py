@@ -261,7 +261,7 @@ def balance(vendor: str | None, wait_s: float, as_json: bool) -> None:
     started = utcnow()
     from worker.app import app
 
-    app.send_task(POLL_BALANCES_TASK)
+    app.send_task(POLL_BALANCES_TASK, kwargs={"force": True})
     deadline = time.monotonic() + wait_s
     while True:
         with session_scope() as session:
