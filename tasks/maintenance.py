@@ -13,9 +13,9 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from tasks.pushes import apply_stored_push
 from worker.app import app
@@ -25,6 +25,7 @@ from worker.store import (
     VendorPush,
     expire_stale_sending,
     mark_enqueued,
+    mark_push_applied,
     release_due,
     requeue_stale_claims,
     session_scope,
@@ -35,7 +36,6 @@ from worker.store import (
 
 log = logging.getLogger(__name__)
 
-UNMATCHED_PUSH_WINDOW = timedelta(days=3)
 PUSHES_PER_SWEEP = 500
 
 
@@ -64,14 +64,25 @@ def sweep() -> dict[str, int]:
     for job_id in stale:
         enqueue_send(job_id)
     with session_scope() as session:
+        window = now - timedelta(seconds=settings.unmatched_report_window_s)
         pending = session.exec(
             select(VendorPush)
-            .where(
-                col(VendorPush.applied_at).is_(None),
-                col(VendorPush.received_at) >= now - UNMATCHED_PUSH_WINDOW,
-            )
+            .where(col(VendorPush.applied_at).is_(None))
             .order_by(col(VendorPush.id))
             .limit(PUSHES_PER_SWEEP)
         )
-        outcomes = [apply_stored_push(session, push=push, now=now) for push in pending]
+        outcomes = [
+            apply_stored_push(session, push=push, now=now)
+            if push.received_at >= window
+            else give_up_on(session, push=push, now=now)
+            for push in pending
+        ]
     return {"unknown": len(lost), "requeued": len(stale), "pushes": len(outcomes)}
+
+
+def give_up_on(session: Session, *, push: VendorPush, now: datetime) -> str:
+    """A report that still names no stored delivery after the window: flagged, kept, left."""
+    outcome = f"unmatched after {get_settings().unmatched_report_window_s:.0f} s: flagged"
+    log.error("%s %s push %s matched no delivery in time; flagged", push.vendor, push.kind, push.id)
+    mark_push_applied(session, push=push, outcome=outcome, now=now)
+    return outcome

@@ -59,9 +59,24 @@ def fetch_and_keep_reports() -> str:
     except (VendorError, ConfigurationError) as exc:
         log.error("5C report fetch failed: %s", exc)
         return f"fetch failed: {exc}"
-    payload = {"body_base64": base64.b64encode(body).decode("ascii"), "bytes": str(len(body))}
+    payload = {
+        "body_base64": base64.b64encode(body).decode("ascii"),
+        "bytes": str(len(body)),
+        "encoding": body_encoding(body),
+    }
     with session_scope() as session:
         push = record_push(session, vendor="fivec", kind="reports", payload=payload, now=utcnow())
         push_id = push.id
     assert push_id is not None
     return str(apply_push(push_id))
+
+
+def body_encoding(body: bytes) -> str:
+    """How the page is encoded, as the parser will read it (section 5.1: UTF-8 or GBK)."""
+    for encoding in ("utf-8", "gbk"):
+        try:
+            body.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    return "unknown"

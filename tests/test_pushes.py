@@ -60,3 +60,28 @@ def test_a_malformed_push_is_marked_applied_with_the_reason() -> None:
 
     assert outcome == "malformed: mobile is missing"
     assert push.applied_at is not None
+
+
+def test_a_report_still_unmatched_after_the_window_is_flagged_and_kept(
+    redis_url: str,
+) -> None:
+    from datetime import timedelta
+
+    from tasks.maintenance import sweep
+
+    long_ago = utcnow() - timedelta(days=4)
+    with session_scope() as session:
+        record_push(
+            session,
+            vendor="veesing",
+            kind="sms",
+            payload={"mobile": "13800138000", "taskid": "404", "status": "1"},
+            now=long_ago,
+        )
+
+    sweep()
+
+    with session_scope() as session:
+        push = session.exec(select(VendorPush)).one()
+    assert push.applied_at is not None
+    assert (push.outcome or "").startswith("unmatched after 259200 s")

@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     requeue_after_s: float = Field(
         300.0, gt=0, description="A queued recipient untouched this long is enqueued again."
     )
+    unmatched_report_window_s: float = Field(
+        3 * 24 * 3600.0, gt=0, description="A report naming no stored delivery is retried so long."
+    )
     sending_timeout_s: float = Field(
         300.0, gt=0, description="A recipient `sending` this long becomes `unknown`."
     )
