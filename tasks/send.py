@@ -128,40 +128,47 @@ def deliver_via(job: Job, vendor: str) -> int:
     calls = 0
     while True:
         with session_scope() as session:
-            batch = claim_for_sending(
+            claimed = claim_for_sending(
                 session, job_id=job.id, vendor=vendor, now=utcnow(), limit=batch_size
             )
-        if not batch:
+        if not claimed:
             return calls
-        batch = drop_suppressed(job, batch)
-        if not batch:
-            continue
-        reservation = limiter.reserve([d.phone for d in batch])
-        hold_back(job, vendor, batch, reservation.held)
-        granted = [d for d in batch if d.phone in set(reservation.granted)]
+        together = [d for d in claimed if not d.send_alone]
+        batches = [together] if together else []
+        batches += [[d] for d in claimed if d.send_alone]
+        calls += sum(send_batch(job, vendor, limiter, batch) for batch in batches)
+
+
+def send_batch(job: Job, vendor: str, limiter: RateLimiter, batch: Sequence[Delivery]) -> int:
+    """Suppression, limits and pacing, then one vendor call for what is left; the calls made."""
+    batch = drop_suppressed(job, batch)
+    if not batch:
+        return 0
+    reservation = limiter.reserve([d.phone for d in batch])
+    hold_back(job, vendor, batch, reservation.held)
+    granted = [d for d in batch if d.phone in set(reservation.granted)]
+    if not granted:
+        return 0
+    wait_s = wait_for_request_slot(limiter)
+    if wait_s > 0:
+        limiter.release(reservation, reservation.granted)
+        paced = RateLimited(vendor, "herald's request-rate cap", retry_after_s=wait_s)
+        settle(job, vendor, granted, paced)
+        return 0
+    with session_scope() as session:
+        still_ours = mark_sending(session, delivery_ids=[d.id for d in granted], now=utcnow())
+    if len(still_ours) < len(granted):
+        limiter.release(reservation, [d.phone for d in granted if d.id not in still_ours])
+        granted = [d for d in granted if d.id in still_ours]
         if not granted:
-            continue
-        wait_s = wait_for_request_slot(limiter)
-        if wait_s > 0:
-            limiter.release(reservation, reservation.granted)
-            paced = RateLimited(vendor, "herald's request-rate cap", retry_after_s=wait_s)
-            settle(job, vendor, granted, paced)
-            continue
-        with session_scope() as session:
-            still_ours = mark_sending(session, delivery_ids=[d.id for d in granted], now=utcnow())
-        if len(still_ours) < len(granted):
-            cancelled = [d.phone for d in granted if d.id not in still_ours]
-            limiter.release(reservation, cancelled)
-            granted = [d for d in granted if d.id in still_ours]
-            if not granted:
-                continue
-        outcome = call_vendor(job, vendor, granted)
-        if isinstance(outcome, NotSent | ConfigurationError):
-            limiter.release(reservation, reservation.granted)
-        else:
-            limiter.confirm(reservation, [d.phone for d in granted])
-        settle(job, vendor, granted, outcome)
-        calls += 1
+            return 0
+    outcome = call_vendor(job, vendor, granted)
+    if isinstance(outcome, NotSent | ConfigurationError):
+        limiter.release(reservation, reservation.granted)
+    else:
+        limiter.confirm(reservation, [d.phone for d in granted])
+    settle(job, vendor, granted, outcome)
+    return 1
 
 
 def route_around_breaker(job: Job, vendor: str, reason: str) -> None:
@@ -321,6 +328,9 @@ def settle(job: Job, vendor: str, batch: Sequence[Delivery], outcome: Accepted |
     if isinstance(outcome, QuotaExceeded):
         apply_cap_policy(job, vendor, ids, str(outcome))
         return
+    if isinstance(outcome, RecipientRejected) and len(ids) > 1:
+        send_each_alone(ids, outcome, now)
+        return
     if isinstance(outcome, VendorBlocked):
         trip_breaker(job, vendor, outcome)
         target = failover_target(job, vendor)
@@ -381,6 +391,23 @@ def settle(job: Job, vendor: str, batch: Sequence[Delivery], outcome: Accepted |
                     defer(retry_delay_s(outcome, attempts), f"{outcome} (attempt {attempts})")
             case _:
                 raise TypeError(f"unexpected send outcome {outcome!r}")
+
+
+def send_each_alone(ids: Sequence[int], error: RecipientRejected, now: datetime) -> None:
+    """A batch refused for "a" bad number, without saying which: nothing was sent, so each
+    number is queued again to go alone, and only the bad one fails (DESIGN contract 4)."""
+    reason = f"{error}; each number of the batch is sent alone to find which"
+    with session_scope() as session:
+        move_deliveries(
+            session,
+            where=ids_in(ids),
+            from_statuses=SETTLEABLE,
+            to=DeliveryStatus.QUEUED,
+            now=now,
+            detail=reason,
+            last_error=reason,
+            send_alone=True,
+        )
 
 
 def trip_breaker(job: Job, vendor: str, error: VendorBlocked) -> None:

@@ -167,23 +167,38 @@ def test_a_daily_cap_defers_to_the_next_shanghai_midnight(vendor: FakeVendor) ->
 
 
 @pytest.mark.parametrize(
-    "error",
+    ("error", "phones"),
     [
-        RecipientRejected("veesing", "手机号码格式不正确"),
-        MessageRejected("veesing", "参数错误"),
+        (RecipientRejected("veesing", "手机号码格式不正确"), PHONES[:1]),
+        (MessageRejected("veesing", "参数错误"), PHONES),
     ],
 )
 def test_a_permanent_refusal_fails_the_batch_with_the_vendor_words(
-    vendor: FakeVendor, error: VendorError
+    vendor: FakeVendor, error: VendorError, phones: list[str]
 ) -> None:
     vendor.outcomes = [error]
-    job_id = stored_job()
+    job_id = stored_job(phones=phones)
 
     tasks.send.deliver_job(job_id)
 
     assert {(d.status, d.last_error) for d in deliveries(job_id)} == {
         (DeliveryStatus.FAILED, str(error))
     }
+
+
+def test_a_batch_refused_for_one_unnamed_number_is_resent_one_by_one(
+    vendor: FakeVendor,
+) -> None:
+    bad_number = RecipientRejected("veesing", "手机号码格式不正确")
+    vendor.outcomes = [bad_number, "T-ALONE", bad_number]
+    job_id = stored_job()
+
+    tasks.send.deliver_job(job_id)
+
+    assert vendor.calls == [PHONES, PHONES[:1], PHONES[1:]]
+    good, bad = deliveries(job_id)
+    assert (good.status, good.vendor_ref) == (DeliveryStatus.SUBMITTED, "T-ALONE")
+    assert (bad.status, bad.last_error) == (DeliveryStatus.FAILED, str(bad_number))
 
 
 def test_an_ambiguous_call_is_unknown_and_not_resent(vendor: FakeVendor) -> None:

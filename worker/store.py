@@ -184,6 +184,7 @@ class Delivery(SQLModel, table=True):
     vendor: str = Field(max_length=32)
     channel: Channel = Field(sa_type=_enum_column(Channel))
     text: str | None = None
+    send_alone: bool = False  # set after a batch was refused for one unnamed bad number
     status: DeliveryStatus = Field(sa_type=_enum_column(DeliveryStatus), index=True)
     vendor_ref: str | None = Field(default=None, max_length=64)
     vendor_status: str | None = Field(default=None, max_length=64)
