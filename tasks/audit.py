@@ -17,7 +17,7 @@ from typing import Any
 from sqlmodel import col
 
 from tasks.vendors import create_veesing_mms
-from worker.errors import ConfigurationError, MessageRejected, NotSent, VendorError
+from worker.errors import ConfigurationError, MessageRejected, VendorError
 from worker.producer import enqueue_send
 from worker.retry import backoff_s
 from worker.settings import get_settings
@@ -92,43 +92,33 @@ def hold_queued_after_error(job: Job, vendor: str, error: VendorError | Configur
     settings = get_settings()
     now = utcnow()
     with session_scope() as session:
-        where = (col(Delivery.job_id) == job.id) & (col(Delivery.vendor) == vendor)
-        if isinstance(error, MessageRejected):
-            reason = f"MMS refused at creation: {error}"
+
+        def move(to: DeliveryStatus, reason: str, **values: object) -> None:
             move_deliveries(
                 session,
-                where=where,
+                where=(col(Delivery.job_id) == job.id) & (col(Delivery.vendor) == vendor),
                 from_statuses=[DeliveryStatus.QUEUED],
-                to=DeliveryStatus.FAILED,
+                to=to,
                 now=now,
                 detail=reason,
                 last_error=reason,
+                **values,
             )
+
+        if isinstance(error, MessageRejected):
+            move(DeliveryStatus.FAILED, f"MMS refused at creation: {error}")
             return
         attempts = count_error_attempt(session, job_id=job.id)
         if attempts >= settings.max_error_attempts:
-            reason = f"MMS creation failed: {error} (gave up after {attempts} attempts)"
-            move_deliveries(
-                session,
-                where=where,
-                from_statuses=[DeliveryStatus.QUEUED],
-                to=DeliveryStatus.FAILED,
-                now=now,
-                detail=reason,
-                last_error=reason,
+            move(
+                DeliveryStatus.FAILED,
+                f"MMS creation failed: {error} (gave up after {attempts} attempts)",
             )
             return
-        if isinstance(error, NotSent) and not isinstance(error, MessageRejected):
-            log.warning("creating the MMS of job %s failed: %s", job.id, error)
+        log.warning("creating the MMS of job %s failed: %s", job.id, error)
         wait_s = backoff_s(attempts, base_s=settings.retry_base_s, cap_s=settings.retry_max_s)
-        reason = f"MMS creation failed: {error} (attempt {attempts})"
-        move_deliveries(
-            session,
-            where=where,
-            from_statuses=[DeliveryStatus.QUEUED],
-            to=DeliveryStatus.DEFERRED,
-            now=now,
-            detail=reason,
-            last_error=reason,
+        move(
+            DeliveryStatus.DEFERRED,
+            f"MMS creation failed: {error} (attempt {attempts})",
             not_before=now + timedelta(seconds=wait_s),
         )
