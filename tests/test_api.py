@@ -159,3 +159,42 @@ def test_a_suppression_with_a_bad_number_is_refused(client: TestClient) -> None:
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "phone"]
+
+
+def signed_report(secret: str, **fields: str) -> dict[str, str]:
+    import hashlib
+    import time
+    import uuid
+
+    random, timestamp = uuid.uuid4().hex, str(int(time.time()))
+    name = hashlib.md5((secret + random + timestamp).encode()).hexdigest()
+    return {"name": name, "random": random, "timestamp": timestamp, **fields}
+
+
+def test_a_chuangrui_report_replayed_with_its_signature_is_refused(
+    client: TestClient, settings_env: SettingsEnv
+) -> None:
+    settings_env.setenv("HERALD_CHUANGRUI_ACCESS_SECRET", "s3cret")
+    report = signed_report(
+        "s3cret", sendid="1", mobile="13800138000", state="DELIVRD", time="2026-11-24 10:00:00"
+    )
+
+    first = client.post("/callbacks/chuangrui/report", data=report)
+    replay = client.post("/callbacks/chuangrui/report", data={**report, "state": "UNDELIV"})
+
+    assert (first.status_code, replay.status_code) == (200, 403)
+    assert "replayed" in replay.text
+    assert count(VendorPush) == 1
+
+
+def test_a_chuangrui_report_with_a_wrong_pwd_is_refused(
+    client: TestClient, settings_env: SettingsEnv
+) -> None:
+    settings_env.setenv("HERALD_CHUANGRUI_ACCESS_SECRET", "s3cret")
+    settings_env.setenv("HERALD_CHUANGRUI_REPORT_PWD", "right")
+    report = signed_report("s3cret", pwd="wrong", sendid="1", mobile="13800138000", state="X")
+
+    response = client.post("/callbacks/chuangrui/report", data=report)
+
+    assert response.status_code == 403
+    assert count(VendorPush) == 0

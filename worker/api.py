@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Annotated, Literal
 
+import redis
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -332,6 +334,7 @@ async def chuangrui_report_push(request: Request) -> str:
     settings = get_settings()
     if settings.chuangrui_access_secret is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "HERALD_CHUANGRUI_ACCESS_SECRET is not set")
+    report_pwd = settings.chuangrui_report_pwd
     try:
         chuangrui.verify_report_signature(
             payload,
@@ -339,9 +342,14 @@ async def chuangrui_report_push(request: Request) -> str:
             utcnow(),
             settings.chuangrui_push_max_age_s,
         )
+        chuangrui.verify_push_login(
+            payload, pwd=report_pwd.get_secret_value() if report_pwd else None
+        )
+        await run_in_threadpool(refuse_replay, payload, settings.chuangrui_push_max_age_s)
     except CallbackRejected as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     await run_in_threadpool(store_and_apply_push, "chuangrui", "report", payload)
+    await run_in_threadpool(remember_signature, payload, settings.chuangrui_push_max_age_s)
     return "ok"
 
 
@@ -357,6 +365,28 @@ async def chuangrui_mo_push(request: Request) -> str:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     await run_in_threadpool(store_and_apply_push, "chuangrui", "mo", payload)
     return "ok"
+
+
+def refuse_replay(payload: dict[str, str], window_s: float) -> None:
+    """A signed push stays valid for the whole freshness window; one already stored is a
+    replay (a captured push sent again, perhaps with other fields)."""
+    if push_redis().exists(seen_key(payload)):
+        raise CallbackRejected("chuangrui report push replayed (its signature was seen before)")
+
+
+def remember_signature(payload: dict[str, str], window_s: float) -> None:
+    """Only once the push is stored: a vendor's retry of a push we failed to store must pass."""
+    push_redis().set(seen_key(payload), "1", px=max(1, int(2 * window_s * 1000)))
+
+
+def seen_key(payload: dict[str, str]) -> str:
+    return f"herald:seen:chuangrui-report:{payload.get('name', '').strip().lower()}"
+
+
+@lru_cache(maxsize=1)
+def push_redis() -> redis.Redis:
+    settings = get_settings()
+    return redis.Redis.from_url(settings.limits_redis_url or settings.redis_url)
 
 
 async def request_fields(request: Request) -> dict[str, str]:

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     chuangrui_push_max_age_s: float = Field(
         300.0, gt=0, description="Oldest report push timestamp accepted (replay window)."
     )
+    chuangrui_report_pwd: SecretStr | None = Field(
+        None, description="Pwd the report pushes must carry (section 3.1); unset = not checked."
+    )
     chuangrui_mo_name: str | None = Field(None, description="Name the MO pushes must carry.")
     chuangrui_mo_pwd: SecretStr | None = Field(None, description="Pwd the MO pushes must carry.")
     chuangrui_system_extno_length: int = Field(

@@ -484,7 +484,10 @@ def move_deliveries(
     """
     moved: list[int] = []
     events: list[dict[str, Any]] = []
-    for source in from_statuses:
+    # A row already in `to` is updated first: otherwise a row moved into `to` by an earlier
+    # pass would be caught again by that pass, and recorded twice.
+    sources = list(dict.fromkeys(from_statuses))
+    for source in sorted(sources, key=lambda status: status != to):
         statement = (
             sa.update(Delivery)
             .where(where, col(Delivery.status) == source)
