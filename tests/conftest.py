@@ -11,7 +11,7 @@ import contextlib
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -79,7 +79,7 @@ def store_url(
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'store.db'}"
-        drop = None
+        drop: Callable[[], None] | None = None
     else:
         url, drop = make_postgres_database()
     settings_env.setenv("HERALD_DATABASE_URL", url)
@@ -91,7 +91,7 @@ def store_url(
         drop()
 
 
-def make_postgres_database() -> tuple[str, object]:
+def make_postgres_database() -> tuple[str, Callable[[], None]]:
     import psycopg
 
     base = postgres_url()
