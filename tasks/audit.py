@@ -14,10 +14,11 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from sqlmodel import col
+from sqlmodel import Session, col, select
 
+from tasks.routing import failover_target, move_to_vendor, trip_breaker
 from tasks.vendors import create_veesing_mms
-from worker.errors import ConfigurationError, MessageRejected, VendorError
+from worker.errors import ConfigurationError, MessageRejected, VendorBlocked, VendorError
 from worker.producer import enqueue_send
 from worker.retry import backoff_s
 from worker.settings import get_settings
@@ -108,6 +109,19 @@ def hold_queued_after_error(job: Job, vendor: str, error: VendorError | Configur
         if isinstance(error, MessageRejected):
             move(DeliveryStatus.FAILED, f"MMS refused at creation: {error}")
             return
+        if isinstance(error, VendorBlocked):
+            trip_breaker(job, vendor, error)
+            target = failover_target(job, vendor)
+            if target is not None:
+                move_to_vendor(
+                    session,
+                    delivery_ids=queued_ids(session, job, vendor),
+                    from_statuses=[DeliveryStatus.QUEUED],
+                    vendor=target,
+                    reason=f"MMS creation refused: {error}",
+                    now=now,
+                )
+                return
         attempts = count_error_attempt(session, job_id=job.id)
         if attempts >= settings.max_error_attempts:
             move(
@@ -116,9 +130,21 @@ def hold_queued_after_error(job: Job, vendor: str, error: VendorError | Configur
             )
             return
         log.warning("creating the MMS of job %s failed: %s", job.id, error)
-        wait_s = backoff_s(attempts, base_s=settings.retry_base_s, cap_s=settings.retry_max_s)
+        if isinstance(error, VendorBlocked):
+            wait_s = settings.vendor_blocked_cooldown_s
+        else:
+            wait_s = backoff_s(attempts, base_s=settings.retry_base_s, cap_s=settings.retry_max_s)
         move(
             DeliveryStatus.DEFERRED,
             f"MMS creation failed: {error} (attempt {attempts})",
             not_before=now + timedelta(seconds=wait_s),
         )
+
+
+def queued_ids(session: Session, job: Job, vendor: str) -> list[int | None]:
+    statement = select(Delivery.id).where(
+        col(Delivery.job_id) == job.id,
+        col(Delivery.vendor) == vendor,
+        col(Delivery.status) == DeliveryStatus.QUEUED,
+    )
+    return list(session.exec(statement))

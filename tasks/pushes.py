@@ -148,7 +148,9 @@ def apply_payload(session: Session, *, push: VendorPush, now: datetime) -> str:
             # Wait for the whole push while any of its numbers is not matched yet.
             return ReportOutcome.UNMATCHED if ReportOutcome.UNMATCHED in outcomes else "applied"
         case ("fivec", "reports"):
-            records = fivec.parse_report_records(base64.b64decode(push.payload["body_base64"]))
+            records = fivec.parse_report_records(
+                base64.b64decode(push.payload["body_base64"]), push.payload.get("encoding")
+            )
             outcomes = {
                 apply_report(
                     session,

@@ -55,14 +55,14 @@ def fetch_and_keep_reports() -> str:
         log.error("store unreachable, not fetching 5C reports (they would be lost): %s", exc)
         return "store unreachable"
     try:
-        body = fivec_adapter(get_settings()).fetch_report_body()
+        page = fivec_adapter(get_settings()).fetch_report_page()
     except (VendorError, ConfigurationError) as exc:
         log.error("5C report fetch failed: %s", exc)
         return f"fetch failed: {exc}"
     payload = {
-        "body_base64": base64.b64encode(body).decode("ascii"),
-        "bytes": str(len(body)),
-        "encoding": body_encoding(body),
+        "body_base64": base64.b64encode(page.body).decode("ascii"),
+        "bytes": str(len(page.body)),
+        "encoding": page.charset or body_encoding(page.body),
     }
     with session_scope() as session:
         push = record_push(session, vendor="fivec", kind="reports", payload=payload, now=utcnow())

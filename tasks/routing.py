@@ -15,10 +15,16 @@ from datetime import datetime
 from sqlmodel import Session
 
 from tasks.limits import limits_redis
-from worker.breaker import open_reason
-from worker.errors import InvalidInput
+from worker.breaker import open_breaker, open_reason
+from worker.errors import InvalidInput, VendorBlocked
 from worker.mms import MMS_VALIDATORS, mms_from_payload
-from worker.settings import MMS_VENDORS, SMS_VENDORS, VOICE_VENDORS, vendor_configured
+from worker.settings import (
+    MMS_VENDORS,
+    SMS_VENDORS,
+    VOICE_VENDORS,
+    get_settings,
+    vendor_configured,
+)
 from worker.store import Channel, DeliveryStatus, Job, ids_in, move_deliveries
 
 log = logging.getLogger(__name__)
@@ -83,4 +89,23 @@ def move_to_vendor(
         vendor=vendor,
         not_before=None,
         last_error=detail,
+    )
+
+
+def trip_breaker(job: Job, vendor: str, error: VendorBlocked) -> None:
+    """Stop the whole fleet calling a vendor product that refuses the account, and alert."""
+    cooldown_s = get_settings().vendor_blocked_cooldown_s
+    open_breaker(
+        limits_redis(),
+        vendor=vendor,
+        channel=job.channel.value,
+        cooldown_s=cooldown_s,
+        reason=error.reply,
+    )
+    log.error(
+        "ALERT vendor %s %s refuses the account (%s): no calls for %.0f s",
+        vendor,
+        job.channel.value,
+        error.reply,
+        cooldown_s,
     )

@@ -32,10 +32,10 @@ from sqlmodel import Session, col, select
 
 from tasks.audit import ready_to_send
 from tasks.limits import limiter_for, limits_redis
-from tasks.routing import breaker_reason, failover_target, move_to_vendor
+from tasks.routing import breaker_reason, failover_target, move_to_vendor, trip_breaker
 from tasks.vendors import sender_for
 from worker.app import app
-from worker.breaker import open_breaker, seconds_left
+from worker.breaker import seconds_left
 from worker.errors import (
     AmbiguousOutcome,
     ConfigurationError,
@@ -408,25 +408,6 @@ def send_each_alone(ids: Sequence[int], error: RecipientRejected, now: datetime)
             last_error=reason,
             send_alone=True,
         )
-
-
-def trip_breaker(job: Job, vendor: str, error: VendorBlocked) -> None:
-    """Stop the whole fleet calling a vendor product that refuses the account, and alert."""
-    cooldown_s = get_settings().vendor_blocked_cooldown_s
-    open_breaker(
-        limits_redis(),
-        vendor=vendor,
-        channel=job.channel.value,
-        cooldown_s=cooldown_s,
-        reason=error.reply,
-    )
-    log.error(
-        "ALERT vendor %s %s refuses the account (%s): no calls for %.0f s",
-        vendor,
-        job.channel.value,
-        error.reply,
-        cooldown_s,
-    )
 
 
 def error_budget(error: Exception) -> int:

@@ -95,10 +95,25 @@ api = FastAPI(
 @api.exception_handler(InvalidInput)
 def _invalid_input(_request: Request, exc: InvalidInput) -> JSONResponse:
     detail = [
-        {"loc": ["body", *p.field.split(".")], "msg": p.rule, "type": "value_error"}
+        {"loc": ["body", *field_location(p.field)], "msg": p.rule, "type": "value_error"}
         for p in exc.problems
     ]
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+INDEXED_PART = re.compile(r"^(\w+)\[(\d+)\]$")
+
+
+def field_location(field: str) -> list[str | int]:
+    """`frames[3].media.type` or `to.0` as FastAPI writes locations: `frames, 3, media, type`."""
+    location: list[str | int] = []
+    for part in field.split("."):
+        indexed = INDEXED_PART.match(part)
+        if indexed:
+            location += [indexed.group(1), int(indexed.group(2))]
+        else:
+            location.append(int(part) if part.isdigit() else part)
+    return location
 
 
 class JobAccepted(BaseModel):

@@ -204,17 +204,28 @@ class ReportRecord:
     serial: str | None = None
 
 
-def decode_report_body(body: bytes) -> str:
-    """The report page as text: strict UTF-8 first, then GBK (section 5.1: "UTF-8、GBK")."""
-    for encoding in ("utf-8-sig", "gbk"):
+def decode_report_body(body: bytes, encoding: str | None = None) -> str:
+    """The report page as text (section 5.1: "UTF-8、GBK"): in the charset the reply declared,
+    when it did; else strict UTF-8 first, then GBK. Short GBK text can also be valid UTF-8, so
+    the declared charset is the one to trust."""
+    candidates = [encoding] if encoding else []
+    for candidate in [*candidates, "utf-8-sig", "gbk"]:
         try:
-            return body.decode(encoding)
-        except UnicodeDecodeError:
+            return body.decode(candidate)
+        except (UnicodeDecodeError, LookupError):
             continue
     raise ReportFormatError(f"report body is neither UTF-8 nor GBK: {body[:80]!r}")
 
 
-def parse_report_records(body: bytes) -> list[ReportRecord]:
+@dataclass(frozen=True)
+class ReportPage:
+    """A report page as fetched: its bytes, and the charset its reply declared (if any)."""
+
+    body: bytes
+    charset: str | None
+
+
+def parse_report_records(body: bytes, encoding: str | None = None) -> list[ReportRecord]:
     """Every record of a report page (sections 5.1.5 and 5.1.6); `no record` is an empty list.
 
     Records are separated by `;`, fields by `,`, in one of three layouts:
@@ -223,7 +234,7 @@ def parse_report_records(body: bytes) -> list[ReportRecord]:
     fields are ignored, and so is whitespace inside the time (the document prints
     `20 13-09-12 09:09:32`). Anything else raises `ReportFormatError` naming the record.
     """
-    text = decode_report_body(body).strip()
+    text = decode_report_body(body, encoding).strip()
     if text.lower() == NO_RECORD:
         return []
     if not text:
@@ -300,7 +311,7 @@ class Fivec:
             raise InvalidInput([FieldProblem("mobile", "at least one number")])
         form = self._credentials.form() | {
             "mobile": ",".join(mobiles),
-            "title": quote_plus(mms.title, encoding="utf-8"),
+            "title": mms.title,
             "content": encode_for_fivec(mms),
         }
         return parse_send_reply(self._post(SEND_PATH, form))
@@ -311,8 +322,8 @@ class Fivec:
         `texts` maps each number to its own text. Returns the batch's msgid.
         """
         problems = batch_problems(title, picture, texts)
-        xml_data = quote_plus(encode_batch_xml(title, picture, texts), encoding="utf-8")
-        if len(xml_data) > BATCH_MAX_XML_BYTES:
+        xml_data = encode_batch_xml(title, picture, texts)
+        if len(quote_plus(xml_data, encoding="utf-8")) > BATCH_MAX_XML_BYTES:
             problems.append(FieldProblem("xmlData", "at most 100 MB once encoded"))
         if problems:
             raise InvalidInput(problems)
@@ -324,14 +335,17 @@ class Fivec:
         return parse_balance_reply(self._post(BALANCE_PATH, self._credentials.form()))
 
     def fetch_report_body(self) -> bytes:
-        """The raw report page (`api/recv/index.php`): store it, then `parse_report_records`.
+        """The raw report page's bytes (see `fetch_report_page`)."""
+        return self.fetch_report_page().body
+
+    def fetch_report_page(self) -> ReportPage:
+        """The raw report page (`api/recv/index.php`): store it, then `parse_report_records`
+        with its charset.
 
         The records in it are gone from the vendor once this returns. An `error:` page raises
         its mapped class instead.
         """
-        body = self._post(RECV_PATH, self._credentials.report_form())
-        _raise_error_reply(_reply_text(body))
-        return body
+        return self._report_page(self._credentials.report_form())
 
     def query_reports(
         self, mobiles: Sequence[str], start: datetime, end: datetime
@@ -345,9 +359,14 @@ class Fivec:
             "to": str(int(end.timestamp())),
             "mobile": ",".join(mobiles),
         }
-        body = self._post(RECV_PATH, form)
-        _raise_error_reply(_reply_text(body))
-        return parse_report_records(body)
+        page = self._report_page(form)
+        return parse_report_records(page.body, page.charset)
+
+    def _report_page(self, form: dict[str, str]) -> ReportPage:
+        url = self._base_url + RECV_PATH
+        response = exchange(self._client, VENDOR, "POST", url, data=form)
+        _raise_error_reply(_reply_text(response.content))
+        return ReportPage(response.content, response.charset_encoding)
 
     def _post(self, path: str, form: dict[str, str]) -> bytes:
         return exchange(self._client, VENDOR, "POST", self._base_url + path, data=form).content
