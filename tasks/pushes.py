@@ -51,7 +51,10 @@ def apply_push(push_id: int) -> str:
 
 
 def apply_stored_push(session: Session, *, push: VendorPush, now: datetime) -> str:
-    """Apply one stored push; mark it applied unless its delivery is not known yet."""
+    """Apply one stored push (once: an applied push is left alone); mark it applied unless its
+    delivery is not known yet."""
+    if push.applied_at is not None:
+        return push.outcome or "already applied"
     try:
         outcome = apply_payload(session, push=push, now=now)
     except ReportFormatError as exc:

@@ -59,13 +59,18 @@ def fetch_and_keep_reports() -> str:
     except (VendorError, ConfigurationError) as exc:
         log.error("5C report fetch failed: %s", exc)
         return f"fetch failed: {exc}"
+    if page.body.strip().lower() == b"no record":
+        return "no record"  # nothing was handed over, so nothing can be lost
     payload = {
+        "fetched_at": utcnow().isoformat(),
         "body_base64": base64.b64encode(page.body).decode("ascii"),
         "bytes": str(len(page.body)),
         "encoding": page.charset or body_encoding(page.body),
     }
     with session_scope() as session:
-        push = record_push(session, vendor="fivec", kind="reports", payload=payload, now=utcnow())
+        push, _ = record_push(
+            session, vendor="fivec", kind="reports", payload=payload, now=utcnow()
+        )
         push_id = push.id
     assert push_id is not None
     return str(apply_push(push_id))

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("store_url")
 
 def apply(payload: dict[str, str]) -> tuple[str, VendorPush]:
     with session_scope() as session:
-        push = record_push(session, vendor="veesing", kind="sms", payload=payload, now=utcnow())
+        push, _ = record_push(session, vendor="veesing", kind="sms", payload=payload, now=utcnow())
         outcome = apply_stored_push(session, push=push, now=utcnow())
     return outcome, push
 
@@ -85,3 +85,13 @@ def test_a_report_still_unmatched_after_the_window_is_flagged_and_kept(
         push = session.exec(select(VendorPush)).one()
     assert push.applied_at is not None
     assert (push.outcome or "").startswith("unmatched after 259200 s")
+
+
+def test_a_push_the_vendor_sends_again_is_stored_and_applied_once() -> None:
+    reply = {"mobile": "13800138000", "taskid": "9", "content": "好的", "receivetime": ""}
+
+    first, again = apply(reply), apply(reply)
+
+    assert first[1].id == again[1].id
+    with session_scope() as session:
+        assert len(session.exec(select(InboundMessage)).all()) == 1

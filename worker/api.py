@@ -48,6 +48,7 @@ from worker.store import (
     get_job,
     inbound_messages,
     job_status,
+    push_digest,
     record_push,
     session_scope,
     suppress,
@@ -360,7 +361,7 @@ async def chuangrui_report_push(request: Request) -> str:
         chuangrui.verify_push_login(
             payload, pwd=report_pwd.get_secret_value() if report_pwd else None
         )
-        await run_in_threadpool(refuse_replay, payload, settings.chuangrui_push_max_age_s)
+        await run_in_threadpool(refuse_replay, payload)
     except CallbackRejected as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     await run_in_threadpool(store_and_apply_push, "chuangrui", "report", payload)
@@ -382,16 +383,19 @@ async def chuangrui_mo_push(request: Request) -> str:
     return "ok"
 
 
-def refuse_replay(payload: dict[str, str], window_s: float) -> None:
-    """A signed push stays valid for the whole freshness window; one already stored is a
-    replay (a captured push sent again, perhaps with other fields)."""
-    if push_redis().exists(seen_key(payload)):
+def refuse_replay(payload: dict[str, str]) -> None:
+    """A signed push stays valid for the whole freshness window: its signature seen before
+    with other fields is a replay. The very same push again is the vendor retrying, and is
+    answered as before (the store keeps it once)."""
+    seen = push_redis().get(seen_key(payload))
+    if seen is not None and seen != push_digest("chuangrui", "report", payload).encode():
         raise CallbackRejected("chuangrui report push replayed (its signature was seen before)")
 
 
 def remember_signature(payload: dict[str, str], window_s: float) -> None:
     """Only once the push is stored: a vendor's retry of a push we failed to store must pass."""
-    push_redis().set(seen_key(payload), "1", px=max(1, int(2 * window_s * 1000)))
+    digest = push_digest("chuangrui", "report", payload)
+    push_redis().set(seen_key(payload), digest, px=max(1, int(2 * window_s * 1000)))
 
 
 def seen_key(payload: dict[str, str]) -> str:
@@ -414,10 +418,15 @@ async def request_fields(request: Request) -> dict[str, str]:
 
 
 def store_and_apply_push(vendor: str, kind: str, payload: dict[str, str]) -> int:
+    """Store the push and have a worker apply it; a vendor's retry of a stored push is a no-op."""
     with session_scope() as session:
-        push = record_push(session, vendor=vendor, kind=kind, payload=payload, now=utcnow())
+        push, created = record_push(
+            session, vendor=vendor, kind=kind, payload=payload, now=utcnow()
+        )
         push_id = push.id
     assert push_id is not None
+    if not created:
+        return push_id
     from worker.app import app
 
     try:

@@ -20,6 +20,8 @@ Works on SQLite (WAL, busy timeout) and PostgreSQL; all times are stored as UTC.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -209,12 +211,15 @@ class DeliveryEvent(SQLModel, table=True):
 
 
 class VendorPush(SQLModel, table=True):
-    """A push from a vendor, stored as received before it is applied (DESIGN contract 5)."""
+    """A push from a vendor (or a pulled report page), stored as received before it is applied
+    (DESIGN contract 5). `digest` identifies its content: vendors retry pushes they think were
+    lost, and a retry must not become a second reply or a second history entry."""
 
     id: int | None = Field(default=None, primary_key=True)
     vendor: str = Field(max_length=32)
     kind: str = Field(max_length=16)
     payload: dict[str, str] = Field(sa_type=sa.JSON)
+    digest: str = Field(max_length=64, unique=True)
     received_at: datetime = Field(default_factory=utcnow, sa_column=_time_column(nullable=False))
     applied_at: datetime | None = Field(default=None, sa_column=_time_column(index=True))
     outcome: str | None = None
@@ -847,13 +852,27 @@ def suppressed_among(session: Session, *, phones: Sequence[str]) -> dict[str, Su
 # --- vendor reports and pushes ---------------------------------------------------------------
 
 
+def push_digest(vendor: str, kind: str, payload: dict[str, str]) -> str:
+    canonical = json.dumps([vendor, kind, payload], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def record_push(
     session: Session, *, vendor: str, kind: str, payload: dict[str, str], now: datetime
-) -> VendorPush:
-    push = VendorPush(vendor=vendor, kind=kind, payload=payload, received_at=now)
-    session.add(push)
-    session.flush()
-    return push
+) -> tuple[VendorPush, bool]:
+    """Store a push as received; `(push, False)` when the same push was stored before."""
+    digest = push_digest(vendor, kind, payload)
+    existing = session.exec(select(VendorPush).where(col(VendorPush.digest) == digest)).first()
+    if existing is not None:
+        return existing, False
+    push = VendorPush(vendor=vendor, kind=kind, payload=payload, digest=digest, received_at=now)
+    try:
+        with session.begin_nested():
+            session.add(push)
+    except IntegrityError:  # the same push, stored by a concurrent request a moment ago
+        stored = session.exec(select(VendorPush).where(col(VendorPush.digest) == digest)).one()
+        return stored, False
+    return push, True
 
 
 def mark_push_applied(session: Session, *, push: VendorPush, outcome: str, now: datetime) -> None:
