@@ -17,9 +17,11 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from sqlalchemy.engine import Engine
 
 from tests.conftest import CALLBACK_TOKEN, REDIS
 from tests.support import PYTHON, Child, free_port, start_child, wait_http, wait_until
+from worker.store import make_engine
 
 REDIS_DATABASES = itertools.count(1)
 FINAL_OR_SETTLED = {"delivered", "undelivered", "failed", "cancelled", "unknown"}
@@ -197,3 +199,11 @@ def system(
         yield system
     finally:
         system.stop_all()
+
+
+@pytest.fixture(scope="module")
+def engine(system: System) -> Iterator[Engine]:
+    """The module's store (its SQLite file), for what the API does not show."""
+    engine = make_engine(system.env["HERALD_DATABASE_URL"])
+    yield engine
+    engine.dispose()

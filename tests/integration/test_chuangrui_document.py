@@ -50,28 +50,29 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import redis
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from tests.integration.conftest import System
+from tests.integration.scene import (
+    COOLDOWN_S,
+    RESTING_OR_SUBMITTED,
+    SHANGHAI,
+    parse_time,
+    shanghai_time,
+)
+from tests.integration.scene import Scene as BaseScene
 from worker.errors import NotSent, UnknownReply, VendorBlocked
-from worker.store import DeliveryEvent, VendorPush, deliveries_of, events_of, make_engine
+from worker.store import VendorPush
 from worker.vendors.chuangrui import Balance, Chuangrui, ChuangruiCredentials
 
 pytestmark = pytest.mark.integration
 
-ACCOUNT = "chuangrui"
 SEND_PATH = "/chuangrui/sms"
-BREAKER_KEY = "herald:breaker:chuangrui:sms"
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-RESTING = {"submitted", "deferred", "failed", "delivered", "undelivered", "unknown", "cancelled"}
-"""Statuses a recipient stays in for a while: a test waits for one, then asserts which."""
-COOLDOWN_S = 300  # HERALD_VENDOR_BLOCKED_COOLDOWN_S, the fixture leaves it at its default
+RESTING = RESTING_OR_SUBMITTED  # a sent recipient rests in submitted until its report
 MAX_AGE_S = 300  # HERALD_CHUANGRUI_PUSH_MAX_AGE_S, the fixture leaves it at its default
 REPORT_STATES = {
     "DELIVRD": "delivered",
@@ -96,48 +97,22 @@ def shanghai_text(moment: datetime) -> str:
     return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def shanghai_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=SHANGHAI)
+class Scene(BaseScene):
+    """One test's view of the system, for Chuangrui SMS."""
 
-
-def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-class Scene:
-    """One test's view of the system: what it submitted and the sandbox knobs it turned."""
+    account_name = "chuangrui"
+    send_path = SEND_PATH
+    breaker_keys = ("herald:breaker:chuangrui:sms",)
+    restored_state = ("undeliverable", "blacklist")
 
     def __init__(self, system: System, engine: Engine) -> None:
-        self.system = system
-        self.engine = engine
-        self.jobs: list[str] = []
-        self.client = httpx.Client(timeout=10)
+        super().__init__(system, engine)
         self.secret = system.env["HERALD_CHUANGRUI_ACCESS_SECRET"]
 
     # --- acting ---
 
     def sms(self, to: list[str], content: str = "【Herald】您好", **extra: Any) -> str:
-        job_id = self.system.send_sms(to, content, vendor="chuangrui", **extra)
-        self.jobs.append(job_id)
-        return job_id
-
-    def fault(self, reply: str | None, *, times: int | None = 1, path: str = SEND_PATH) -> None:
-        """The next `times` requests to `path` (None: all, until cleared) answer `reply`
-        (None: the sandbox's own `-1,系統異常`)."""
-        self.system.sandbox(
-            "POST",
-            "/_sandbox/faults",
-            json={
-                "error_rate": 1,
-                "errors": ["reply"],
-                "reply_message": reply,
-                "paths": [path],
-                "limit": times,
-            },
-        )
-
-    def account(self, **changes: Any) -> None:
-        self.system.sandbox("POST", "/_sandbox/state", json={"account": ACCOUNT, **changes})
+        return self.track(self.system.send_sms(to, content, vendor="chuangrui", **extra))
 
     def blacklist(self, phones: list[str]) -> None:
         current = self.system.sandbox("GET", "/_sandbox/state")["blacklist"]
@@ -184,37 +159,12 @@ class Scene:
 
     # --- observing ---
 
-    def recipients(
+    def by_phone(
         self, job_id: str, *, until: set[str], timeout_s: float = 10
     ) -> dict[str, dict[str, Any]]:
         """The job's recipients by phone, once every status is one of `until`."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            job = self.system.job(job_id)
-            if all(r["status"] in until for r in job["recipients"]):
-                return {r["phone"]: dict(r) for r in job["recipients"]}
-            if time.monotonic() > deadline:
-                raise AssertionError(f"still {job['recipients']}\n{self.system.logs_tail()}")
-            time.sleep(0.1)
-
-    def recipient(self, job_id: str, *, until: set[str], timeout_s: float = 10) -> dict[str, Any]:
-        """The job's only recipient, once its status is one of `until`."""
-        (recipient,) = self.recipients(job_id, until=until, timeout_s=timeout_s).values()
-        return recipient
-
-    def stored(self, job_id: str, phone: str) -> tuple[str, datetime | None, list[DeliveryEvent]]:
-        """From the store: the recipient's vendor, its not_before, and its history."""
-        with Session(self.engine) as session:
-            (delivery,) = [d for d in deliveries_of(session, job_id=job_id) if d.phone == phone]
-            assert delivery.id is not None
-            return (
-                delivery.vendor,
-                delivery.not_before,
-                events_of(session, delivery_ids=[delivery.id]),
-            )
-
-    def history(self, job_id: str, phone: str) -> list[str]:
-        return [e.to_status for e in self.stored(job_id, phone)[2]]
+        recipients = self.recipients(job_id, until=until, timeout_s=timeout_s)
+        return {r["phone"]: r for r in recipients}
 
     def stored_pushes(self, kind: str, key: str, value: str) -> list[VendorPush]:
         """Chuangrui pushes of `kind` in the store whose field `key` contains `value`."""
@@ -234,78 +184,14 @@ class Scene:
             assert time.monotonic() < deadline, f"reports of {sendid} not applied: {rows}"
             time.sleep(0.1)
 
-    def sends_to(self, phone: str) -> list[dict[str, Any]]:
-        return [s for s in self.system.sandbox_sends() if s["phone"] == phone]
-
-    def requests_since(self, start: float, path: str = SEND_PATH) -> list[dict[str, Any]]:
-        requests = self.system.sandbox("GET", "/_sandbox/requests")
-        return [r for r in requests if r["path"] == path and r["start"] >= start]
-
-    def pushed(self, sendid: str, timeout_s: float = 10) -> list[dict[str, str]]:
+    def reports_pushed(self, sendid: str) -> list[dict[str, str]]:
         """The fields of the report pushes the sandbox delivered about `sendid`."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            done = self.system.sandbox("GET", "/_sandbox/pushes")["done"]
-            found = [
-                p
-                for p in done
-                if p["kind"] == "chuangrui_report" and p["fields"]["sendid"] == sendid
-            ]
-            if found:
-                assert all(p["result"] == "delivered" for p in found), found
-                return [dict(p["fields"]) for p in found]
-            assert time.monotonic() < deadline, f"no report push for {sendid}"
-            time.sleep(0.1)
-
-    def breaker(self) -> tuple[str | None, float]:
-        """Why herald's breaker of Chuangrui SMS is open (None: closed), and its seconds left."""
-        client = redis.Redis.from_url(self.system.env["HERALD_REDIS_URL"], decode_responses=True)
-        reason = client.get(BREAKER_KEY)
-        left_ms = int(client.pttl(BREAKER_KEY))
-        return (None if reason is None else str(reason)), left_ms / 1000
-
-    def inbound(self, phone: str, count: int = 1, timeout_s: float = 10) -> list[dict[str, Any]]:
-        """GET /v1/inbound for `phone`, once it lists at least `count` messages (newest first)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            response = self.client.get(f"{self.system.api_url}/v1/inbound", params={"phone": phone})
-            response.raise_for_status()
-            rows = list(response.json())
-            if len(rows) >= count or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.1)
-
-    def suppressed(self) -> dict[str, str]:
-        response = self.client.get(f"{self.system.api_url}/v1/suppressions")
-        response.raise_for_status()
-        return {row["phone"]: row["reason"] for row in response.json()}
-
-
-@pytest.fixture(scope="module")
-def engine(system: System) -> Iterator[Engine]:
-    engine = make_engine(system.env["HERALD_DATABASE_URL"])
-    yield engine
-    engine.dispose()
+        return self.pushes("chuangrui_report", "sendid", sendid)
 
 
 @pytest.fixture(autouse=True)
 def scene(system: System, engine: Engine) -> Iterator[Scene]:
-    before = system.sandbox("GET", "/_sandbox/state")
-    scene = Scene(system, engine)
-    yield scene
-    for job_id in scene.jobs:  # nothing a test left waiting may call the vendor later
-        scene.client.post(f"{system.api_url}/v1/messages/{job_id}/cancel")
-    scene.client.close()
-    redis.Redis.from_url(system.env["HERALD_REDIS_URL"]).delete(BREAKER_KEY)
-    system.sandbox("POST", "/_sandbox/faults", json={})
-    account = before["accounts"][ACCOUNT]
-    scene.account(
-        status=account["status"],
-        ip_blocked=account["ip_blocked"],
-        balance=account["balance"],
-        undeliverable=before["undeliverable"],
-        blacklist=before["blacklist"],
-    )
+    yield from Scene.staged(system, engine)
 
 
 def changes(history: list[str]) -> list[str]:
@@ -320,7 +206,7 @@ def awaiting_report(scene: Scene, phones: list[str]) -> tuple[str, str]:
     Returns the job id and the sendid every recipient is submitted with."""
     scene.blacklist(phones)
     job_id = scene.sms(phones)
-    recipients = scene.recipients(job_id, until=RESTING)
+    recipients = scene.by_phone(job_id, until=RESTING)
     assert {r["status"] for r in recipients.values()} == {"submitted"}, recipients
     refs = {r["vendor_ref"] for r in recipients.values()}
     (sendid,) = refs
@@ -344,7 +230,7 @@ def test_an_accepted_send_is_submitted_then_delivered_by_the_vendors_signed_repo
     # Then the vendor took it (0,sendid,...) and its DELIVRD report delivered it
     (recipient,) = scene.system.wait_settled([job_id], timeout_s=15)[0]["recipients"]
     (sent,) = scene.sends_to("13602020001")
-    (report,) = scene.pushed(sent["ref"])
+    (report,) = scene.reports_pushed(sent["ref"])
     assert report["name"] == sign(scene.secret, report["random"], report["timestamp"])
     assert (report["mobile"], report["state"]) == ("13602020001", "DELIVRD")
     assert recipient["status"] == "delivered"
@@ -369,7 +255,7 @@ def test_one_report_naming_both_numbers_of_a_batch_delivers_each_of_them(scene: 
     (job,) = scene.system.wait_settled([job_id], timeout_s=15)
     (first,), (second,) = scene.sends_to("13602020011"), scene.sends_to("13602020012")
     assert first["ref"] == second["ref"]
-    (report,) = scene.pushed(first["ref"])
+    (report,) = scene.reports_pushed(first["ref"])
     assert report["mobile"] == "13602020011,13602020012"
     assert {r["phone"]: (r["status"], r["vendor_status"]) for r in job["recipients"]} == {
         "13602020011": ("delivered", "DELIVRD"),
@@ -386,7 +272,7 @@ def test_content_the_vendor_rejects_in_audit_is_reported_reject_and_undelivered(
     # Then the vendor took it, and its REJECT report leaves the recipient undelivered
     recipient = scene.recipient(job_id, until={"delivered", "undelivered", "unknown"})
     (sent,) = scene.sends_to("13602020021")
-    (report,) = scene.pushed(sent["ref"])
+    (report,) = scene.reports_pushed(sent["ref"])
     assert report["state"] == "REJECT"
     assert (recipient["status"], recipient["vendor_status"]) == ("undelivered", "REJECT")
 
@@ -403,7 +289,7 @@ def test_a_number_the_carrier_does_not_deliver_to_gets_the_status_of_its_reporte
     # Then the sandbox reports one of its failure words, and the recipient has that word's status
     recipient = scene.recipient(job_id, until={"delivered", "undelivered", "unknown"})
     (sent,) = scene.sends_to("13602020031")
-    (report,) = scene.pushed(sent["ref"])
+    (report,) = scene.reports_pushed(sent["ref"])
     assert report["state"] in {"UNDELIV", "EXPIRED", "REJECTD", "UNKNOWN"}
     assert recipient["status"] == REPORT_STATES[report["state"]]
     assert recipient["vendor_status"] == report["state"]
@@ -515,7 +401,7 @@ def test_one_report_listing_several_mobiles_settles_each_of_them_and_no_other(
     scene.applied_reports(sendid)
 
     # Then both are undelivered, and the third still waits for its own report
-    after_first = scene.recipients(job_id, until=RESTING)
+    after_first = scene.by_phone(job_id, until=RESTING)
     assert {p: (r["status"], r["vendor_status"]) for p, r in after_first.items()} == {
         "13602020211": ("undelivered", "UNDELIV"),
         "13602020212": ("undelivered", "UNDELIV"),
@@ -527,7 +413,7 @@ def test_one_report_listing_several_mobiles_settles_each_of_them_and_no_other(
         "GET", sendid=sendid, mobile="13602020213", state="DELIVRD", time_text=now
     ).raise_for_status()
     scene.applied_reports(sendid, count=2)
-    final = scene.recipients(job_id, until=RESTING - {"submitted"})
+    final = scene.by_phone(job_id, until=RESTING - {"submitted"})
     assert {p: (r["status"], r["vendor_status"]) for p, r in final.items()} == {
         "13602020211": ("undelivered", "UNDELIV"),
         "13602020212": ("undelivered", "UNDELIV"),
@@ -825,9 +711,7 @@ def test_an_mo_of_tuiding_suppresses_the_number_and_its_next_marketing_sms_fails
     # Then the MO is kept and the number is suppressed, saying why
     (message,) = scene.inbound("13602020721")
     assert message["content"] == "退订"
-    deadline = time.monotonic() + 10
-    while "13602020721" not in scene.suppressed() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    scene.wait_suppressed("13602020721")
     assert scene.suppressed()["13602020721"] == "replied '退订' via chuangrui"
 
     # And a marketing SMS to it fails without reaching the vendor

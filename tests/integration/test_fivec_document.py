@@ -40,23 +40,27 @@ Reply → how it is provoked → where the recipients end:
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
-import redis
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from tests.integration.conftest import System
+from tests.integration.scene import (
+    COOLDOWN_S,
+    RESTING_OR_SUBMITTED,
+    SHANGHAI,
+    deferred_for,
+    shanghai_time,
+)
+from tests.integration.scene import Scene as BaseScene
 from worker.errors import NotSent, VendorBlocked
 from worker.mms import Frame, Media, Mms
-from worker.store import DeliveryEvent, VendorPush, deliveries_of, events_of, make_engine
+from worker.store import VendorPush
 from worker.vendors.fivec import Fivec, FivecCredentials, parse_report_records
 
 pytestmark = pytest.mark.integration
@@ -64,28 +68,25 @@ pytestmark = pytest.mark.integration
 SYSTEM_ENV = {"SANDBOX_PUSH_DELAY_S": "3600"}
 """The sandbox's own reports (and Veesing receipts) come an hour after a send: never here."""
 
-ACCOUNT = "fivec"
 SEND_PATH = "/api/send/caixin_send.php"
 BATCH_PATH = "/api/send/caixin_send_batch.php"
-BREAKER_KEYS = ("herald:breaker:fivec:mms", "herald:breaker:veesing:mms")
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-RESTING = {"submitted", "deferred", "failed", "delivered", "undelivered", "unknown", "cancelled"}
-"""Statuses a recipient stays in for a while here: a test waits for one, then asserts which."""
-COOLDOWN_S = 300  # HERALD_VENDOR_BLOCKED_COOLDOWN_S, left at its default
+RESTING = RESTING_OR_SUBMITTED  # a sent recipient rests in submitted until a pulled report
 GIF_BYTES = b"GIF89a" + b"\x02" * 120
 GIF = base64.b64encode(GIF_BYTES).decode()
 NO_RECORD = b"no record"
 
 
-class Scene:
-    """One test's view of the system: what it submitted and the sandbox knobs it turned."""
+class Scene(BaseScene):
+    """One test's view of the system, for 5C MMS."""
 
-    def __init__(self, system: System, engine: Engine) -> None:
-        self.system = system
-        self.engine = engine
-        self.jobs: list[str] = []
-        self.client = httpx.Client(timeout=10)
-        self.started = time.time()
+    account_name = "fivec"
+    send_path = SEND_PATH
+    breaker_keys = ("herald:breaker:fivec:mms", "herald:breaker:veesing:mms")
+
+    def restore(self, before: dict[str, Any]) -> None:
+        """Put the sandbox account back, and 5C's report page: empty, in UTF-8."""
+        super().restore(before)
+        self.report([], encoding="utf-8")
 
     # --- acting ---
 
@@ -97,9 +98,7 @@ class Scene:
             "frames": [{"seconds": 5, "text": "你好", "media": {"type": "gif", "base64": GIF}}],
             **extra,
         }
-        job_id = self.system.submit("/v1/mms", body)
-        self.jobs.append(job_id)
-        return job_id
+        return self.track(self.system.submit("/v1/mms", body))
 
     def personalised(self, texts: dict[str, str], title: str = "个性彩信") -> str:
         body = {
@@ -107,26 +106,7 @@ class Scene:
             "picture": {"type": "gif", "base64": GIF},
             "recipients": [{"to": phone, "text": text} for phone, text in texts.items()],
         }
-        job_id = self.system.submit("/v1/mms/personalised", body)
-        self.jobs.append(job_id)
-        return job_id
-
-    def fault(self, reply: str, *, path: str = SEND_PATH, times: int = 1) -> None:
-        """The next `times` requests to `path` answer the line `reply`."""
-        self.system.sandbox(
-            "POST",
-            "/_sandbox/faults",
-            json={
-                "error_rate": 1,
-                "errors": ["reply"],
-                "reply_message": reply,
-                "paths": [path],
-                "limit": times,
-            },
-        )
-
-    def account(self, **changes: Any) -> None:
-        self.system.sandbox("POST", "/_sandbox/state", json={"account": ACCOUNT, **changes})
+        return self.track(self.system.submit("/v1/mms/personalised", body))
 
     def report(self, records: list[dict[str, Any]], *, encoding: str = "utf-8") -> None:
         """Queue report records at 5C, due now; its `recv` page is encoded in `encoding`."""
@@ -150,37 +130,6 @@ class Scene:
 
     # --- observing ---
 
-    def recipients(
-        self, job_id: str, *, until: set[str], timeout_s: float = 10
-    ) -> list[dict[str, Any]]:
-        """The job's recipients, once every one's status is one of `until`."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            recipients = self.system.job(job_id)["recipients"]
-            if all(r["status"] in until for r in recipients):
-                return [dict(r) for r in recipients]
-            if time.monotonic() > deadline:
-                raise AssertionError(f"still {recipients}\n{self.system.logs_tail()}")
-            time.sleep(0.1)
-
-    def recipient(self, job_id: str, *, until: set[str], timeout_s: float = 10) -> dict[str, Any]:
-        (recipient,) = self.recipients(job_id, until=until, timeout_s=timeout_s)
-        return recipient
-
-    def stored(self, job_id: str) -> list[tuple[str, datetime | None, list[DeliveryEvent]]]:
-        """From the store, per recipient: its vendor, its not_before, and its history."""
-        with Session(self.engine) as session:
-            rows = []
-            for delivery in deliveries_of(session, job_id=job_id):
-                assert delivery.id is not None
-                events = events_of(session, delivery_ids=[delivery.id])
-                rows.append((delivery.vendor, delivery.not_before, events))
-            return rows
-
-    def history(self, job_id: str) -> list[str]:
-        ((_, _, events),) = self.stored(job_id)
-        return [e.to_status for e in events]
-
     def pulls(self) -> list[bytes]:
         """The raw bodies of this test's report pulls that held records, as stored."""
         with Session(self.engine) as session:
@@ -196,50 +145,10 @@ class Scene:
             ]
         return [b for b in bodies if b.strip() != NO_RECORD]
 
-    def sends_to(self, phone: str) -> list[dict[str, Any]]:
-        return [s for s in self.system.sandbox_sends() if s["phone"] == phone]
-
-    def requests(self, path: str) -> list[dict[str, Any]]:
-        """The sandbox's log of this test's requests to `path`."""
-        logged = self.system.sandbox("GET", "/_sandbox/requests")
-        return [r for r in logged if r["path"] == path and r["start"] >= self.started]
-
-    def breaker(self) -> tuple[str | None, float]:
-        """Why herald's breaker of 5C MMS is open (None: closed), and its seconds left."""
-        client = redis.Redis.from_url(self.system.env["HERALD_REDIS_URL"])
-        reason = client.get(BREAKER_KEYS[0])
-        left_ms = int(client.pttl(BREAKER_KEYS[0]))
-        return (None if reason is None else reason.decode()), left_ms / 1000
-
-
-@pytest.fixture(scope="module")
-def engine(system: System) -> Iterator[Engine]:
-    engine = make_engine(system.env["HERALD_DATABASE_URL"])
-    yield engine
-    engine.dispose()
-
 
 @pytest.fixture(autouse=True)
 def scene(system: System, engine: Engine) -> Iterator[Scene]:
-    before = system.sandbox("GET", "/_sandbox/state")
-    scene = Scene(system, engine)
-    yield scene
-    scene.client.close()
-    for job_id in scene.jobs:  # nothing a test left waiting may call the vendor later
-        httpx.post(f"{system.api_url}/v1/messages/{job_id}/cancel", timeout=10)
-    redis.Redis.from_url(system.env["HERALD_REDIS_URL"]).delete(*BREAKER_KEYS)
-    system.sandbox("POST", "/_sandbox/faults", json={})
-    account = before["accounts"][ACCOUNT]
-    scene.account(
-        status=account["status"],
-        ip_blocked=account["ip_blocked"],
-        balance=account["balance"],
-    )
-    scene.report([], encoding="utf-8")
-
-
-def shanghai(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=SHANGHAI)
+    yield from Scene.staged(system, engine)
 
 
 def msgid_of(scene: Scene, path: str = SEND_PATH) -> str:
@@ -248,12 +157,6 @@ def msgid_of(scene: Scene, path: str = SEND_PATH) -> str:
     prefix, _, msgid = accepted["detail"].partition(":")
     assert prefix == "success"
     return msgid
-
-
-def deferred_for(events: list[DeliveryEvent], not_before: datetime | None) -> timedelta:
-    deferral = [e for e in events if e.to_status == "deferred"][-1]
-    assert not_before is not None
-    return not_before - deferral.at
 
 
 # --- success:msgid, and the pulled report that settles it ------------------------------------
@@ -282,7 +185,7 @@ def test_a_sent_mms_is_submitted_with_its_msgid_and_a_pulled_delivrd_report_deli
     recipient = scene.recipient(job_id, until=RESTING - {"submitted"})
     assert recipient["status"] == "delivered"
     assert recipient["vendor_status"] == "DELIVRD"
-    assert datetime.fromisoformat(recipient["reported_at"]) == shanghai("2026-03-01 10:00:00")
+    assert datetime.fromisoformat(recipient["reported_at"]) == shanghai_time("2026-03-01 10:00:00")
     assert scene.history(job_id) == ["claimed", "sending", "submitted", "delivered"]
 
 
@@ -342,14 +245,7 @@ def test_a_refusal_of_the_account_defers_the_recipient_for_the_cooldown_and_open
     scene: Scene, provoke: str, reply: str, phone: str
 ) -> None:
     # Given 5C will refuse the account: a reply line, or the sandbox account's own state
-    if provoke == "fault":
-        scene.fault(reply)
-    elif provoke == "locked":
-        scene.account(status="locked")
-    elif provoke == "ip blocked":
-        scene.account(ip_blocked=True)
-    else:
-        scene.account(balance=0)
+    scene.refuse_account(provoke, reply)
 
     # When an MMS that may not fail over is posted for 5C
     job_id = scene.mms([phone], allow_failover=False)
@@ -359,7 +255,7 @@ def test_a_refusal_of_the_account_defers_the_recipient_for_the_cooldown_and_open
     recipient = scene.recipient(job_id, until=RESTING)
     assert recipient["status"] == "deferred"
     assert recipient["last_error"] == f"fivec: {reply} (attempt 1)"
-    ((vendor, not_before, events),) = scene.stored(job_id)
+    ((vendor, not_before, events),) = scene.deliveries(job_id)
     assert vendor == "fivec"
     waited = deferred_for(events, not_before)
     assert timedelta(seconds=COOLDOWN_S - 1) <= waited <= timedelta(seconds=COOLDOWN_S)
@@ -381,7 +277,7 @@ def test_no_balance_fails_the_mms_over_to_veesing_which_creates_audits_and_sends
 
     # Then 5C refused it and Veesing took it instead (its receipt comes an hour later here)
     recipient = scene.recipient(job_id, until=RESTING, timeout_s=15)
-    ((vendor, _, events),) = scene.stored(job_id)
+    ((vendor, _, events),) = scene.deliveries(job_id)
     (sent,) = scene.sends_to("13703030031")
     assert recipient["status"] == "submitted"
     assert vendor == "veesing"
@@ -405,7 +301,7 @@ def test_the_generic_send_failure_error_msgid_is_retried_and_then_submitted_once
     recipient = scene.recipient(job_id, until=RESTING - {"deferred"}, timeout_s=15)
     assert recipient["status"] == "submitted"
     assert recipient["vendor_ref"] == msgid_of(scene)
-    ((_, _, events),) = scene.stored(job_id)
+    ((_, _, events),) = scene.deliveries(job_id)
     assert [(e.to_status, e.detail) for e in events if e.to_status == "deferred"] == [
         ("deferred", "fivec: undocumented error: 'error:30911175550001' (attempt 1)")
     ]
@@ -571,14 +467,14 @@ def test_pulled_records_in_every_layout_on_a_gbk_page_settle_each_recipient_once
         (r["phone"], r["status"], r["vendor_status"], datetime.fromisoformat(r["reported_at"]))
         for r in settled
     ] == [
-        ("13703030081", "delivered", "DELIVRD", shanghai("2026-03-01 10:00:01")),
-        ("13703030082", "undelivered", "UNDELIV", shanghai("2026-03-01 10:00:02")),
-        ("13703030083", "undelivered", "EXPIRED", shanghai("2026-03-01 10:00:03")),
-        ("13703030084", "undelivered", "REJECTD", shanghai("2026-03-01 10:00:04")),
-        ("13703030085", "unknown", "失败", shanghai("2026-03-01 10:00:05")),
+        ("13703030081", "delivered", "DELIVRD", shanghai_time("2026-03-01 10:00:01")),
+        ("13703030082", "undelivered", "UNDELIV", shanghai_time("2026-03-01 10:00:02")),
+        ("13703030083", "undelivered", "EXPIRED", shanghai_time("2026-03-01 10:00:03")),
+        ("13703030084", "undelivered", "REJECTD", shanghai_time("2026-03-01 10:00:04")),
+        ("13703030085", "unknown", "失败", shanghai_time("2026-03-01 10:00:05")),
     ]
     # And each recipient took exactly one report
-    for _, _, events in scene.stored(job_id):
+    for _, _, events in scene.deliveries(job_id):
         assert [e.to_status for e in events][:3] == ["claimed", "sending", "submitted"]
         assert len(events) == 4
 
@@ -589,7 +485,7 @@ def test_pulled_records_in_every_layout_on_a_gbk_page_settle_each_recipient_once
     assert page.decode("gbk").count(";") == 5
     parsed = parse_report_records(page)
     assert [(r.msgid, r.mobile, r.status, r.reported_at, r.extno) for r in parsed] == [
-        (msgid, m, state, shanghai(t), ext or None) for m, state, _, ext, t in records
+        (msgid, m, state, shanghai_time(t), ext or None) for m, state, _, ext, t in records
     ]
     # (the 6-field layout's 编号 column is kept as `serial`, the others have none)
     assert [r.serial is not None and r.serial.isdigit() for r in parsed] == [

@@ -43,40 +43,33 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import redis
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from tests.integration.conftest import System
-from worker.errors import MessageRejected, NotSent, TransientError, VendorBlocked
-from worker.store import (
-    DeliveryEvent,
-    Job,
-    MmsContent,
-    deliveries_of,
-    events_of,
-    make_engine,
+from tests.integration.scene import (
+    COOLDOWN_S,
+    LOCKED,
+    RESTING,
+    VEESING_BALANCE_ERRORS,
+    VeesingScene,
+    assert_waiting_for_the_vendor,
+    shanghai_time,
 )
+from worker.errors import MessageRejected, NotSent
+from worker.store import Job, MmsContent
 from worker.vendors.veesing import Balance, VeesingCredentials
 from worker.vendors.veesing_mms import VeesingMms
 
 pytestmark = pytest.mark.integration
 
-ACCOUNT = "veesing_mms"
 CREATE_PATH = "/mmsApi/create"
 SEND_PATH = "/mmsApi/send"
 TABLE_BALANCE_PATH = "/mmsApi/getBalance"
 SAMPLE_BALANCE_PATH = "/mmsApi/group/getBalance"
-BREAKER_KEYS = ("herald:breaker:veesing:mms", "herald:breaker:fivec:mms")
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-RESTING = {"deferred", "failed", "delivered", "undelivered", "unknown", "cancelled"}
-"""Statuses a recipient stays in for a while: a test waits for one, then asserts which."""
-LOCKED = "您的账户已被锁定,请联系您的专属客服"
-COOLDOWN_S = 300  # HERALD_VENDOR_BLOCKED_COOLDOWN_S, left at its default
 GIF = base64.b64encode(b"GIF89a" + b"\x01" * 200).decode()
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64).decode()
 # A new content's recipients wait for its audit, are released by the approval, then sent.
@@ -92,40 +85,19 @@ def frames(text: str = "欢迎光临") -> list[dict[str, Any]]:
     return [{"seconds": 5, "text": text, "media": {"type": "gif", "base64": GIF}}]
 
 
-class Scene:
-    """One test's view of the system: what it submitted and the sandbox knobs it turned."""
+class Scene(VeesingScene):
+    """One test's view of the system, for Veesing MMS."""
 
-    def __init__(self, system: System, engine: Engine) -> None:
-        self.system = system
-        self.engine = engine
-        self.jobs: list[str] = []
-        self.client = httpx.Client(timeout=10)
-        self.started = time.time()
+    account_name = "veesing_mms"
+    send_path = SEND_PATH
+    breaker_keys = ("herald:breaker:veesing:mms", "herald:breaker:fivec:mms")
+    restored_state = ("undeliverable",)
 
     # --- acting ---
 
     def mms(self, phones: list[str], title: str, **extra: Any) -> str:
         body = {"to": phones, "title": title, "frames": frames(), **extra}
-        job_id = self.system.submit("/v1/mms", body)
-        self.jobs.append(job_id)
-        return job_id
-
-    def fault(self, message: str, *, path: str, times: int | None = 1) -> None:
-        """The next `times` requests to `path` answer returnStatus 0 with `message`."""
-        self.system.sandbox(
-            "POST",
-            "/_sandbox/faults",
-            json={
-                "error_rate": 1,
-                "errors": ["reply"],
-                "reply_message": message,
-                "paths": [path],
-                "limit": times,
-            },
-        )
-
-    def account(self, **changes: Any) -> None:
-        self.system.sandbox("POST", "/_sandbox/state", json={"account": ACCOUNT, **changes})
+        return self.track(self.system.submit("/v1/mms", body))
 
     def approved_content(self, phone: str, title: str) -> str:
         """Have the vendor create and approve `title`'s content (one job, delivered to
@@ -149,52 +121,7 @@ class Scene:
             balance_path=balance_path,
         )
 
-    def credentials(self) -> VeesingCredentials:
-        env = self.system.env
-        return VeesingCredentials(env["HERALD_VEESING_APP_ID"], env["HERALD_VEESING_APP_KEY"])
-
     # --- observing ---
-
-    def recipient(self, job_id: str, *, until: set[str], timeout_s: float = 10) -> dict[str, Any]:
-        """The job's only recipient, once its status is one of `until`."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            job = self.system.job(job_id)
-            (recipient,) = job["recipients"]
-            if recipient["status"] in until:
-                return dict(recipient)
-            if time.monotonic() > deadline:
-                raise AssertionError(f"still {recipient}\n{self.system.logs_tail()}")
-            time.sleep(0.1)
-
-    def settled(self, job_id: str, timeout_s: float = 15) -> dict[str, Any]:
-        (job,) = self.system.wait_settled([job_id], timeout_s=timeout_s)
-        (recipient,) = job["recipients"]
-        return dict(recipient)
-
-    def stored(self, job_id: str) -> tuple[str, datetime | None, list[DeliveryEvent]]:
-        """From the store: the recipient's vendor, its not_before, and its history."""
-        with Session(self.engine) as session:
-            (delivery,) = deliveries_of(session, job_id=job_id)
-            assert delivery.id is not None
-            return (
-                delivery.vendor,
-                delivery.not_before,
-                events_of(session, delivery_ids=[delivery.id]),
-            )
-
-    def history(self, job_id: str) -> list[str]:
-        return [e.to_status for e in self.stored(job_id)[2]]
-
-    def first_deferral(self, job_id: str, timeout_s: float = 10) -> DeliveryEvent:
-        """The recipient's first move to `deferred`, once it happened."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            deferrals = [e for e in self.stored(job_id)[2] if e.to_status == "deferred"]
-            if deferrals:
-                return deferrals[0]
-            assert time.monotonic() < deadline, f"never deferred\n{self.system.logs_tail()}"
-            time.sleep(0.1)
 
     def content(self, ref: str) -> MmsContent | None:
         with Session(self.engine) as session:
@@ -205,75 +132,14 @@ class Scene:
             rows = session.exec(select(MmsContent).order_by(col(MmsContent.id)))
             return [c for c in rows if c.created_at.timestamp() >= self.started - 1]
 
-    def sends_to(self, phone: str) -> list[dict[str, Any]]:
-        return [s for s in self.system.sandbox_sends() if s["phone"] == phone]
-
-    def requests(self, path: str) -> list[dict[str, Any]]:
-        """The sandbox's log of this test's requests to `path`."""
-        logged = self.system.sandbox("GET", "/_sandbox/requests")
-        return [r for r in logged if r["path"] == path and r["start"] >= self.started]
-
-    def pushed(self, kind: str, key: str, value: str, timeout_s: float = 10) -> dict[str, str]:
-        """The fields of the one push of `kind` whose `key` is `value`, once delivered."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            done = self.system.sandbox("GET", "/_sandbox/pushes")["done"]
-            found = [p for p in done if p["kind"] == kind and p["fields"][key] == value]
-            if found:
-                (push,) = found
-                assert push["result"] == "delivered", push
-                return dict(push["fields"])
-            assert time.monotonic() < deadline, f"no {kind} push with {key}={value}"
-            time.sleep(0.1)
-
-    def breaker(self) -> tuple[str | None, float]:
-        """Why herald's breaker of Veesing MMS is open (None: closed), and its seconds left."""
-        client = redis.Redis.from_url(self.system.env["HERALD_REDIS_URL"])
-        reason = client.get(BREAKER_KEYS[0])
-        left_ms = int(client.pttl(BREAKER_KEYS[0]))
-        return (None if reason is None else reason.decode()), left_ms / 1000
-
     def job_count(self) -> int:
         with Session(self.engine) as session:
             return int(session.exec(select(func.count()).select_from(Job)).one())
 
 
-@pytest.fixture(scope="module")
-def engine(system: System) -> Iterator[Engine]:
-    engine = make_engine(system.env["HERALD_DATABASE_URL"])
-    yield engine
-    engine.dispose()
-
-
 @pytest.fixture(autouse=True)
 def scene(system: System, engine: Engine) -> Iterator[Scene]:
-    before = system.sandbox("GET", "/_sandbox/state")
-    scene = Scene(system, engine)
-    yield scene
-    scene.client.close()
-    for job_id in scene.jobs:  # nothing a test left waiting may call the vendor later
-        httpx.post(f"{system.api_url}/v1/messages/{job_id}/cancel", timeout=10)
-    redis.Redis.from_url(system.env["HERALD_REDIS_URL"]).delete(*BREAKER_KEYS)
-    system.sandbox("POST", "/_sandbox/faults", json={})
-    account = before["accounts"][ACCOUNT]
-    scene.account(
-        status=account["status"],
-        ip_blocked=account["ip_blocked"],
-        balance=account["balance"],
-        undeliverable=before["undeliverable"],
-    )
-
-
-def shanghai_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=SHANGHAI)
-
-
-def deferred_for(scene: Scene, job_id: str) -> timedelta:
-    """How long the recipient was deferred for: its not_before minus the deferral's time."""
-    _, not_before, events = scene.stored(job_id)
-    deferral = [e for e in events if e.to_status == "deferred"][-1]
-    assert not_before is not None
-    return not_before - deferral.at
+    yield from Scene.staged(system, engine)
 
 
 # --- create 成功, the audit push, send 成功 and the receipt push --------------------------------
@@ -469,7 +335,7 @@ def test_a_create_refused_for_the_account_opens_the_breaker_and_waits_the_cooldo
     scene.first_deferral(job_id)
     reason, _ = scene.breaker()
     assert reason == LOCKED
-    assert deferred_for(scene, job_id) >= timedelta(seconds=COOLDOWN_S - 1)
+    assert scene.deferred_for(job_id) >= timedelta(seconds=COOLDOWN_S - 1)
     time.sleep(3)
     assert len(scene.requests(CREATE_PATH)) == 1
 
@@ -548,28 +414,14 @@ def test_a_send_refused_for_the_account_defers_the_recipient_and_opens_the_break
     # account the vendor refuses to send for
     title = f"账户拒发的彩信 {provoke}"
     mms_id = scene.approved_content(first, title)
-    if provoke == "fault":
-        scene.fault(reply, path=SEND_PATH)
-    elif provoke == "locked":
-        scene.account(status="locked")
-    elif provoke == "ip blocked":
-        scene.account(ip_blocked=True)
-    else:
-        scene.account(balance=0)
+    scene.refuse_account(provoke, reply)
 
     # When an MMS of that content that may not fail over is posted
     job_id = scene.mms([phone], title, allow_failover=False)
 
     # Then it waits out the vendor-blocked cooldown, and the fleet stops calling Veesing MMS
-    recipient = scene.recipient(job_id, until=RESTING)
-    assert recipient["status"] == "deferred"
-    assert recipient["last_error"] == f"veesing: {reply} (attempt 1)"
+    assert_waiting_for_the_vendor(scene, job_id, reply)
     assert scene.system.job(job_id)["content_ref"] == mms_id
-    waited = deferred_for(scene, job_id)
-    assert timedelta(seconds=COOLDOWN_S - 1) <= waited <= timedelta(seconds=COOLDOWN_S)
-    reason, left_s = scene.breaker()
-    assert reason == reply
-    assert 0 < left_s <= COOLDOWN_S
     assert scene.history(job_id) == ["claimed", "sending", "deferred"]
     assert scene.sends_to(phone) == []
 
@@ -656,31 +508,12 @@ def test_the_balance_is_the_accounts_remain_point_at_either_address(
 
 
 @pytest.mark.parametrize("path", [TABLE_BALANCE_PATH, SAMPLE_BALANCE_PATH])
-@pytest.mark.parametrize(
-    ("provoke", "error", "reply"),
-    [
-        ("wrong key", VendorBlocked, "账号或密码错误"),
-        ("no credentials", MessageRejected, "缺少参数"),
-        ("locked", VendorBlocked, LOCKED),
-        ("ip blocked", VendorBlocked, "IP受限"),
-        ("fault", TransientError, "未知原因,请联系客服"),
-    ],
-)
+@pytest.mark.parametrize(("provoke", "error", "reply"), VEESING_BALANCE_ERRORS)
 def test_each_documented_balance_error_raises_its_class_at_either_address(
     scene: Scene, path: str, provoke: str, error: type[NotSent], reply: str
 ) -> None:
     # Given the sandbox will refuse the balance query for one documented reason
-    credentials = scene.credentials()
-    if provoke == "wrong key":
-        credentials = VeesingCredentials(credentials.app_id, "not-the-key")
-    elif provoke == "no credentials":
-        credentials = VeesingCredentials("", "")
-    elif provoke == "locked":
-        scene.account(status="locked")
-    elif provoke == "ip blocked":
-        scene.account(ip_blocked=True)
-    else:
-        scene.fault(reply, path=path)
+    credentials = scene.refuse_balance(provoke, reply, path=path)
 
     # When the adapter asks for the balance
     with pytest.raises(NotSent) as raised:

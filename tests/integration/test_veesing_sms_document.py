@@ -36,184 +36,56 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
-import redis
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from tests.integration.conftest import System
-from worker.errors import (
-    MessageRejected,
-    NotSent,
-    QuotaExceeded,
-    TransientError,
-    VendorBlocked,
+from tests.integration.scene import (
+    LOCKED,
+    RESTING,
+    SHANGHAI,
+    VEESING_BALANCE_ERRORS,
+    VeesingScene,
+    assert_retried_once_then_delivered,
+    assert_waiting_for_the_vendor,
+    parse_time,
+    shanghai_time,
 )
-from worker.store import DeliveryEvent, deliveries_of, events_of, make_engine
+from worker.errors import NotSent
 from worker.vendors.veesing import Balance, VeesingCredentials, VeesingSms
 
 pytestmark = pytest.mark.integration
 
-ACCOUNT = "veesing_sms"
 SEND_PATH = "/smsApi/group"
 BALANCE_PATH = "/smsApi/group/getBalance"
-BREAKER_KEY = "herald:breaker:veesing:sms"
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-RESTING = {"deferred", "failed", "delivered", "undelivered", "unknown", "cancelled"}
-"""Statuses a recipient stays in for a while: a test waits for one, then asserts which."""
 FAILED_RECEIPT_CODES = {"MA:0001", "MK:0005", "UNDELIV"}
-LOCKED = "您的账户已被锁定,请联系您的专属客服"
-COOLDOWN_S = 300  # HERALD_VENDOR_BLOCKED_COOLDOWN_S, the fixture leaves it at its default
 
 
-class Scene:
-    """One test's view of the system: what it submitted and the sandbox knobs it turned."""
+class Scene(VeesingScene):
+    """One test's view of the system, for Veesing SMS."""
 
-    def __init__(self, system: System, engine: Engine) -> None:
-        self.system = system
-        self.engine = engine
-        self.jobs: list[str] = []
-        self.client = httpx.Client(timeout=10)
-
-    # --- acting ---
+    account_name = "veesing_sms"
+    send_path = SEND_PATH
+    breaker_keys = ("herald:breaker:veesing:sms",)
+    restored_state = ("undeliverable", "clock_offset_s")
 
     def sms(self, phone: str, **extra: Any) -> str:
-        job_id = self.system.send_sms([phone], **extra)
-        self.jobs.append(job_id)
-        return job_id
-
-    def fault(self, message: str, *, times: int = 1, path: str = SEND_PATH) -> None:
-        """The next `times` requests to `path` answer returnStatus 0 with `message`."""
-        self.system.sandbox(
-            "POST",
-            "/_sandbox/faults",
-            json={
-                "error_rate": 1,
-                "errors": ["reply"],
-                "reply_message": message,
-                "paths": [path],
-                "limit": times,
-            },
-        )
-
-    def account(self, **changes: Any) -> None:
-        self.system.sandbox("POST", "/_sandbox/state", json={"account": ACCOUNT, **changes})
+        return self.track(self.system.send_sms([phone], **extra))
 
     def adapter(self, credentials: VeesingCredentials | None = None) -> VeesingSms:
         """Our adapter, called directly from the test (not through herald's worker)."""
         return VeesingSms(self.client, self.system.sandbox_url, credentials or self.credentials())
 
-    def credentials(self) -> VeesingCredentials:
-        env = self.system.env
-        return VeesingCredentials(env["HERALD_VEESING_APP_ID"], env["HERALD_VEESING_APP_KEY"])
-
-    # --- observing ---
-
-    def recipient(self, job_id: str, *, until: set[str], timeout_s: float = 10) -> dict[str, Any]:
-        """The job's only recipient, once its status is one of `until`."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            job = self.system.job(job_id)
-            (recipient,) = job["recipients"]
-            if recipient["status"] in until:
-                return dict(recipient)
-            if time.monotonic() > deadline:
-                raise AssertionError(f"still {recipient}\n{self.system.logs_tail()}")
-            time.sleep(0.1)
-
-    def settled(self, job_id: str, timeout_s: float = 15) -> dict[str, Any]:
-        (job,) = self.system.wait_settled([job_id], timeout_s=timeout_s)
-        (recipient,) = job["recipients"]
-        return dict(recipient)
-
-    def stored(self, job_id: str) -> tuple[str, datetime | None, list[DeliveryEvent]]:
-        """From the store: the recipient's vendor, its not_before, and its history."""
-        with Session(self.engine) as session:
-            (delivery,) = deliveries_of(session, job_id=job_id)
-            assert delivery.id is not None
-            return (
-                delivery.vendor,
-                delivery.not_before,
-                events_of(session, delivery_ids=[delivery.id]),
-            )
-
-    def sends_to(self, phone: str) -> list[dict[str, Any]]:
-        return [s for s in self.system.sandbox_sends() if s["phone"] == phone]
-
-    def requests_since(self, start: float, path: str = SEND_PATH) -> list[dict[str, Any]]:
-        requests = self.system.sandbox("GET", "/_sandbox/requests")
-        return [r for r in requests if r["path"] == path and r["start"] >= start]
-
-    def pushed(self, kind: str, phone: str, timeout_s: float = 10) -> dict[str, str]:
-        """The fields of the push of `kind` the sandbox delivered about `phone`."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            done = self.system.sandbox("GET", "/_sandbox/pushes")["done"]
-            found = [p for p in done if p["kind"] == kind and p["fields"]["mobile"] == phone]
-            if found:
-                (push,) = found
-                assert push["result"] == "delivered", push
-                return dict(push["fields"])
-            assert time.monotonic() < deadline, f"no {kind} push for {phone}"
-            time.sleep(0.1)
-
-    def breaker(self) -> tuple[str | None, float]:
-        """Why herald's breaker of Veesing SMS is open (None: closed), and its seconds left."""
-        client = redis.Redis.from_url(self.system.env["HERALD_REDIS_URL"])
-        reason = client.get(BREAKER_KEY)
-        left_ms = int(client.pttl(BREAKER_KEY))
-        return (None if reason is None else reason.decode()), left_ms / 1000
-
-
-@pytest.fixture(scope="module")
-def engine(system: System) -> Iterator[Engine]:
-    engine = make_engine(system.env["HERALD_DATABASE_URL"])
-    yield engine
-    engine.dispose()
-
 
 @pytest.fixture(autouse=True)
 def scene(system: System, engine: Engine) -> Iterator[Scene]:
-    before = system.sandbox("GET", "/_sandbox/state")
-    scene = Scene(system, engine)
-    yield scene
-    scene.client.close()
-    for job_id in scene.jobs:  # nothing a test left waiting may call the vendor later
-        httpx.post(f"{system.api_url}/v1/messages/{job_id}/cancel", timeout=10)
-    redis.Redis.from_url(system.env["HERALD_REDIS_URL"]).delete(BREAKER_KEY)
-    system.sandbox("POST", "/_sandbox/faults", json={})
-    account = before["accounts"][ACCOUNT]
-    scene.account(
-        status=account["status"],
-        ip_blocked=account["ip_blocked"],
-        balance=account["balance"],
-        undeliverable=before["undeliverable"],
-        clock_offset_s=before["clock_offset_s"],
-    )
-
-
-def deferred_for(scene: Scene, job_id: str) -> timedelta:
-    """How long the recipient was deferred for: its not_before minus the deferral's time."""
-    _, not_before, events = scene.stored(job_id)
-    deferral = [e for e in events if e.to_status == "deferred"][-1]
-    assert not_before is not None
-    return not_before - deferral.at
+    yield from Scene.staged(system, engine)
 
 
 def next_shanghai_midnight(moment: datetime) -> datetime:
     local = moment.astimezone(SHANGHAI) + timedelta(days=1)
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
-
-
-def shanghai_time(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=SHANGHAI)
-
-
-def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value)
 
 
 # --- 发送成功 and the receipt push ----------------------------------------------------------
@@ -227,7 +99,7 @@ def test_sent_successfully_then_receipt_status_1_makes_the_recipient_delivered_w
 
     # Then the vendor took it (发送成功 with a taskId) and its status-1 receipt delivered it
     recipient = scene.settled(job_id)
-    receipt = scene.pushed("veesing_sms_receipt", "13501010001")
+    receipt = scene.pushed("veesing_sms_receipt", "mobile", "13501010001")
     (sent,) = scene.sends_to("13501010001")
     assert receipt["status"] == "1"
     assert recipient["status"] == "delivered"
@@ -248,7 +120,7 @@ def test_a_receipt_with_status_0_makes_the_recipient_undelivered_keeping_the_ven
 
     # Then the vendor took it, and its status-0 receipt makes it undelivered with that code
     recipient = scene.settled(job_id)
-    receipt = scene.pushed("veesing_sms_receipt", "13501010002")
+    receipt = scene.pushed("veesing_sms_receipt", "mobile", "13501010002")
     assert receipt["status"] == "0"
     assert receipt["code"] in FAILED_RECEIPT_CODES
     assert recipient["status"] == "undelivered"
@@ -297,8 +169,7 @@ def test_a_group_refused_for_a_bad_number_does_not_fail_the_numbers_sent_with_it
     scene.fault("手机号码格式不正确")
 
     # When one SMS to two numbers is posted
-    job_id = scene.system.send_sms(["13501010015", "13501010016"])
-    scene.jobs.append(job_id)
+    job_id = scene.track(scene.system.send_sms(["13501010015", "13501010016"]))
 
     # Then neither number is condemned for a refusal that need not be its own: sent on
     # their own, both are delivered, once each
@@ -311,17 +182,6 @@ def test_a_group_refused_for_a_bad_number_does_not_fail_the_numbers_sent_with_it
 
 
 # --- refusals of the account: the vendor is left alone (breaker) and the job waits --------
-
-
-def assert_waiting_for_the_vendor(scene: Scene, job_id: str, reply: str) -> None:
-    recipient = scene.recipient(job_id, until=RESTING)
-    assert recipient["status"] == "deferred"
-    assert recipient["last_error"] == f"veesing: {reply} (attempt 1)"
-    waited = deferred_for(scene, job_id)
-    assert timedelta(seconds=COOLDOWN_S - 1) <= waited <= timedelta(seconds=COOLDOWN_S)
-    reason, left_s = scene.breaker()
-    assert reason == reply
-    assert 0 < left_s <= COOLDOWN_S
 
 
 def test_wrong_credentials_defer_the_recipient_for_the_cooldown_and_open_the_breaker(
@@ -417,31 +277,16 @@ def test_the_vendors_minute_rule_defers_the_recipient_for_a_minute(scene: Scene)
     recipient = scene.recipient(job_id, until=RESTING)
     assert recipient["status"] == "deferred"
     assert recipient["last_error"] == "veesing: 相同手机号码一分钟之内只可发送一次"
-    waited = deferred_for(scene, job_id)
+    waited = scene.deferred_for(job_id)
     assert timedelta(seconds=59) <= waited <= timedelta(seconds=60)
     assert [s["content"] for s in scene.sends_to("13501010061")] == ["【Herald】先到的一条"]
 
 
 def use_up_the_number_day(scene: Scene, phone: str) -> int:
-    """Send to `phone` directly until the sandbox refuses with its per-number daily cap.
-
-    The sandbox clock moves 61 s between sends (the minute rule), starting at the next
-    Shanghai noon so that every send falls on one vendor day. Returns how many were sent.
-    """
-    now = datetime.now(SHANGHAI)
-    noon = now.replace(hour=12, minute=0, second=0, microsecond=0)
-    if noon <= now:
-        noon += timedelta(days=1)
-    base_s = (noon - now).total_seconds()
+    """Send to `phone` directly until the sandbox refuses with its per-number daily cap;
+    returns how many were sent."""
     adapter = scene.adapter()
-    for sent in range(50):
-        scene.account(clock_offset_s=base_s + 61 * sent)
-        try:
-            adapter.send_group([phone], "【Herald】计数")
-        except QuotaExceeded as exc:
-            assert exc.reply == "该号码今日发送次数已达上限"
-            return sent
-    raise AssertionError("the sandbox never applied its per-number daily cap")
+    return scene.use_up_the_number_day(lambda: adapter.send_group([phone], "【Herald】计数"))
 
 
 def test_the_vendors_per_number_daily_cap_defers_the_recipient_to_the_next_vendor_day(
@@ -513,23 +358,8 @@ def test_an_unknown_reason_is_retried_after_a_backoff_and_then_delivered_once(
     job_id = scene.sms("13501010091")
 
     # Then it was deferred once with the vendor's words, retried, and delivered
-    recipient = scene.settled(job_id)
-    assert recipient["status"] == "delivered"
-    assert recipient["last_error"] is None
-    _, _, events = scene.stored(job_id)
-    assert [(e.to_status, e.detail) for e in events if e.to_status == "deferred"] == [
-        ("deferred", "veesing: 未知原因,请联系客服 (attempt 1)")
-    ]
-    # (a receipt may overtake the worker's own `submitted`: the history ends either way)
-    assert [e.to_status for e in events][:6] == [
-        "claimed",
-        "sending",
-        "deferred",
-        "queued",
-        "claimed",
-        "sending",
-    ]
-    assert [e.to_status for e in events][6:] in (["submitted", "delivered"], ["delivered"])
+    deferral = "veesing: 未知原因,请联系客服 (attempt 1)"
+    recipient = assert_retried_once_then_delivered(scene, job_id, deferral)
     # And the vendor sent it exactly once
     (sent,) = scene.sends_to("13501010091")
     assert sent["ref"] == recipient["vendor_ref"]
@@ -556,25 +386,6 @@ def test_a_reply_no_document_lists_is_retried_on_the_small_budget_then_failed(
 # --- replies (MO) ----------------------------------------------------------------------------
 
 
-def inbound(scene: Scene, phone: str, timeout_s: float = 10) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        response = httpx.get(
-            f"{scene.system.api_url}/v1/inbound", params={"phone": phone}, timeout=10
-        )
-        response.raise_for_status()
-        rows = list(response.json())
-        if rows or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.1)
-
-
-def suppressed(scene: Scene) -> dict[str, str]:
-    response = httpx.get(f"{scene.system.api_url}/v1/suppressions", timeout=10)
-    response.raise_for_status()
-    return {row["phone"]: row["reason"] for row in response.json()}
-
-
 def test_a_reply_push_is_stored_as_an_inbound_message_of_the_batch_it_answers(
     scene: Scene,
 ) -> None:
@@ -589,7 +400,7 @@ def test_a_reply_push_is_stored_as_an_inbound_message_of_the_batch_it_answers(
     )
 
     # Then the reply is kept as inbound, naming the batch it answers, and suppresses nothing
-    (message,) = inbound(scene, "13501010101")
+    (message,) = scene.inbound("13501010101")
     assert pushed["taskid"] == recipient["vendor_ref"]
     assert (message["vendor"], message["phone"], message["content"], message["vendor_ref"]) == (
         "veesing",
@@ -598,14 +409,14 @@ def test_a_reply_push_is_stored_as_an_inbound_message_of_the_batch_it_answers(
         recipient["vendor_ref"],
     )
     assert parse_time(message["received_at"]) == shanghai_time(pushed["receivetime"])
-    assert "13501010101" not in suppressed(scene)
+    assert "13501010101" not in scene.suppressed()
 
 
 def test_an_opt_out_reply_suppresses_the_number_and_its_next_marketing_sms_fails(
     scene: Scene,
 ) -> None:
     # Given a number whose owner has not opted out
-    assert "13501010111" not in suppressed(scene)
+    assert "13501010111" not in scene.suppressed()
 
     # When its owner replies TD
     scene.system.sandbox(
@@ -613,12 +424,10 @@ def test_an_opt_out_reply_suppresses_the_number_and_its_next_marketing_sms_fails
     )
 
     # Then the reply is kept and the number is suppressed
-    (message,) = inbound(scene, "13501010111")
+    (message,) = scene.inbound("13501010111")
     assert message["content"] == "TD"
-    deadline = time.monotonic() + 10
-    while "13501010111" not in suppressed(scene) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert suppressed(scene)["13501010111"] == "replied 'TD' via veesing"
+    scene.wait_suppressed("13501010111")
+    assert scene.suppressed()["13501010111"] == "replied 'TD' via veesing"
 
     # And a marketing SMS to it fails without reaching the vendor
     recipient = scene.settled(scene.sms("13501010111"))
@@ -638,31 +447,12 @@ def test_the_balance_is_the_accounts_remain_point(scene: Scene) -> None:
     assert scene.adapter().balance() == Balance(remain_point=4321)
 
 
-@pytest.mark.parametrize(
-    ("provoke", "error", "reply"),
-    [
-        ("wrong key", VendorBlocked, "账号或密码错误"),
-        ("no credentials", MessageRejected, "缺少参数"),
-        ("locked", VendorBlocked, LOCKED),
-        ("ip blocked", VendorBlocked, "IP受限"),
-        ("fault", TransientError, "未知原因,请联系客服"),
-    ],
-)
+@pytest.mark.parametrize(("provoke", "error", "reply"), VEESING_BALANCE_ERRORS)
 def test_each_documented_balance_error_raises_its_class(
     scene: Scene, provoke: str, error: type[NotSent], reply: str
 ) -> None:
     # Given the sandbox will refuse the balance query for one documented reason
-    credentials = scene.credentials()
-    if provoke == "wrong key":
-        credentials = VeesingCredentials(credentials.app_id, "not-the-key")
-    elif provoke == "no credentials":
-        credentials = VeesingCredentials("", "")
-    elif provoke == "locked":
-        scene.account(status="locked")
-    elif provoke == "ip blocked":
-        scene.account(ip_blocked=True)
-    else:
-        scene.fault(reply, path=BALANCE_PATH)
+    credentials = scene.refuse_balance(provoke, reply, path=BALANCE_PATH)
 
     # When the adapter asks for the balance
     with pytest.raises(NotSent) as raised:
