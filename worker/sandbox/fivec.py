@@ -15,6 +15,7 @@ import hashlib
 import itertools
 import re
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -278,14 +279,21 @@ class FiveC:
             return BLOCKED
         return None
 
-    async def send(self, request: Request) -> Response:
+    async def _authorised(self, request: Request, *, sending: bool) -> Mapping[str, str] | Response:
+        """The request's parameters, or the documented refusal of its encoding or account."""
         try:
             params = await read_params(request)
         except BadEncoding:
             return text(request, BAD_ENCODING, "error")
-        refused = self._refusal(params, sending=True)
+        refused = self._refusal(params, sending=sending)
         if refused is not None:
             return text(request, refused, "error")
+        return params
+
+    async def send(self, request: Request) -> Response:
+        params = await self._authorised(request, sending=True)
+        if isinstance(params, Response):
+            return params
         title = params.get("title") or params.get("tittle") or ""
         if not title:
             return text(request, MISSING_TITLE, "error")
@@ -306,13 +314,9 @@ class FiveC:
         return self._accept(request, [(phone, "\n".join(words)) for phone in phones], title)
 
     async def send_batch(self, request: Request) -> Response:
-        try:
-            params = await read_params(request)
-        except BadEncoding:
-            return text(request, BAD_ENCODING, "error")
-        refused = self._refusal(params, sending=True)
-        if refused is not None:
-            return text(request, refused, "error")
+        params = await self._authorised(request, sending=True)
+        if isinstance(params, Response):
+            return params
         try:
             batch = decode_batch(params.get("xmlData", ""))
         except EncodingError as error:

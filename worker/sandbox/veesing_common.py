@@ -114,16 +114,27 @@ def account_error(params: Mapping[str, str], config: SandboxConfig, account: Acc
     return None
 
 
-async def balance(
-    request: Request, config: SandboxConfig, state: SandboxState, account_name: str
-) -> Response:
-    """`getBalance` of any Veesing product: `remainPoint` of that product's account."""
+async def authorised_params(
+    request: Request, config: SandboxConfig, account: Account
+) -> Mapping[str, str] | Response:
+    """The request's parameters, or the documented refusal of its encoding, credentials or
+    account (every Veesing call starts with these checks)."""
     try:
         params = await read_params(request)
     except BadEncoding:
         return fail(request, BAD_PARAMETER)
-    account = state.accounts[account_name]
     refused = account_error(params, config, account)
     if refused is not None:
         return fail(request, refused)
+    return params
+
+
+async def balance(
+    request: Request, config: SandboxConfig, state: SandboxState, account_name: str
+) -> Response:
+    """`getBalance` of any Veesing product: `remainPoint` of that product's account."""
+    account = state.accounts[account_name]
+    params = await authorised_params(request, config, account)
+    if isinstance(params, Response):
+        return params
     return ok(request, remain_point=str(account.balance))

@@ -177,14 +177,10 @@ class VeesingMms:
         return mms
 
     async def send(self, request: Request) -> Response:
-        try:
-            params = await read_params(request)
-        except BadEncoding:
-            return v.fail(request, v.BAD_PARAMETER)
         account = self._state.accounts[ACCOUNT]
-        refused = v.account_error(params, self._config, account)
-        if refused is not None:
-            return v.fail(request, refused)
+        params = await v.authorised_params(request, self._config, account)
+        if isinstance(params, Response):
+            return params
         mms_id, phones = params.get("mmsId", "").strip(), split_phones(params.get("phone", ""))
         if not mms_id or not phones:
             return v.fail(request, v.MISSING_PARAMETER)

@@ -18,11 +18,9 @@ from starlette.responses import Response
 
 from worker.sandbox import veesing_common as v
 from worker.sandbox.common import (
-    BadEncoding,
     has_emoji,
     is_mobile,
     parse_vendor_time,
-    read_params,
     split_phones,
     vendor_time,
 )
@@ -58,14 +56,10 @@ class VeesingSms:
         return router
 
     async def send(self, request: Request) -> Response:
-        try:
-            params = await read_params(request)
-        except BadEncoding:
-            return v.fail(request, v.BAD_PARAMETER)
         account = self._state.accounts[ACCOUNT]
-        refused = v.account_error(params, self._config, account)
-        if refused is not None:
-            return v.fail(request, refused)
+        params = await v.authorised_params(request, self._config, account)
+        if isinstance(params, Response):
+            return params
         content, phone_list = params.get("content", ""), params.get("phone", "")
         phones = split_phones(phone_list)
         if not content or not phones:

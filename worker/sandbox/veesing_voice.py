@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from worker.sandbox import veesing_common as v
-from worker.sandbox.common import BadEncoding, has_emoji, is_mobile, read_params, vendor_time
+from worker.sandbox.common import has_emoji, is_mobile, vendor_time
 from worker.sandbox.config import SandboxConfig
 from worker.sandbox.pushes import PushSender
 from worker.sandbox.state import SandboxState
@@ -54,14 +54,10 @@ class VeesingVoice:
         return None
 
     async def send(self, request: Request) -> Response:
-        try:
-            params = await read_params(request)
-        except BadEncoding:
-            return v.fail(request, v.BAD_PARAMETER)
         account = self._state.accounts[ACCOUNT]
-        refused = v.account_error(params, self._config, account)
-        if refused is not None:
-            return v.fail(request, refused)
+        params = await v.authorised_params(request, self._config, account)
+        if isinstance(params, Response):
+            return params
         template_id, phone = params.get("templateId", "").strip(), params.get("phone", "").strip()
         variables = params.get("variables", "")
         if not template_id or not phone or not variables:
