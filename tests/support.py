@@ -6,6 +6,7 @@ child processes, as `herald up` does, so that acks, redelivery and crashes are r
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -32,6 +33,16 @@ def need(what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required under CI")
     pytest.skip(f"{what} is not available")
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the test run dies, even by SIGKILL (Linux),
+    so a killed pytest leaves no worker, API or sandbox running."""
+    if sys.platform == "linux":
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -81,6 +92,7 @@ class RedisServer:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         )
         wait_until(self.answers, timeout_s=10, what="redis-server")
 
@@ -115,6 +127,7 @@ class Child:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent,
             )
         return self
 
