@@ -174,42 +174,52 @@ class Balance:
     remain_point: int | None
 
 
-class VeesingSms:
-    """The SMS product at vip.veesing.com (setting HERALD_VEESING_SMS_BASE)."""
+class VeesingProduct:
+    """What the Veesing products share: one account's credentials in every form, the JSON reply
+    of `parse_reply`, and a balance query whose address each product's document gives (the MMS
+    and voice documents' tables and samples differ, so it is a constructor argument)."""
+
+    default_balance_path = SMS_BALANCE_PATH
 
     def __init__(
-        self, client: httpx.Client, base_url: str, credentials: VeesingCredentials
+        self,
+        client: httpx.Client,
+        base_url: str,
+        credentials: VeesingCredentials,
+        *,
+        balance_path: str | None = None,
     ) -> None:
         self._client = client
         self._base_url = base_url.rstrip("/")
         self._credentials = credentials
+        self._balance_path = balance_path or self.default_balance_path
+
+    def balance(self) -> Balance:
+        """What is left on the product's account (`remainPoint`)."""
+        return Balance(self._post(self._balance_path, {}).remain_point)
+
+    def _post(self, path: str, fields: dict[str, str]) -> VeesingReply:
+        """POST the fields with the credentials; the parsed reply, or its mapped error."""
+        form = self._credentials.form() | fields
+        response = exchange(self._client, VENDOR, "POST", self._base_url + path, data=form)
+        return parse_reply(response.content)
+
+
+class VeesingSms(VeesingProduct):
+    """The SMS product at vip.veesing.com (setting HERALD_VEESING_SMS_BASE)."""
 
     def send_group(
         self, phones: Sequence[str], content: str, *, send_time: datetime | None = None
     ) -> GroupSubmission:
         """Send one content to many phones in one call (`smsApi/group`)."""
-        form = self._credentials.form() | {"phone": ",".join(phones), "content": content}
+        fields = {"phone": ",".join(phones), "content": content}
         if send_time is not None:
-            form["sendTime"] = send_time.astimezone(SHANGHAI).strftime(SEND_TIME_FORMAT)
-        response = exchange(
-            self._client, VENDOR, "POST", self._base_url + SMS_GROUP_PATH, data=form
-        )
-        reply = parse_reply(response.content)
+            fields["sendTime"] = send_time.astimezone(SHANGHAI).strftime(SEND_TIME_FORMAT)
+        reply = self._post(SMS_GROUP_PATH, fields)
         if reply.task_id is None:
             # The vendor said it took the batch: sending again could duplicate it.
             raise AmbiguousOutcome(VENDOR, "success without taskId")
         return GroupSubmission(reply.task_id, reply.success_counts, reply.remain_point)
-
-    def balance(self) -> Balance:
-        """Messages left on the account (`smsApi/group/getBalance`)."""
-        response = exchange(
-            self._client,
-            VENDOR,
-            "POST",
-            self._base_url + SMS_BALANCE_PATH,
-            data=self._credentials.form(),
-        )
-        return Balance(parse_reply(response.content).remain_point)
 
 
 @dataclass(frozen=True)

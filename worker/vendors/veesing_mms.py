@@ -15,14 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import httpx
-
 from worker.errors import AmbiguousOutcome, ReportFormatError, UnknownReply
 from worker.mms import Mms, encode_for_veesing, validate_for_veesing
 from worker.vendors import veesing
 from worker.vendors.clock import SHANGHAI
-from worker.vendors.transport import exchange
-from worker.vendors.veesing import VENDOR, Balance, VeesingCredentials, parse_reply
+from worker.vendors.veesing import VENDOR, VeesingProduct
 
 MMS_CREATE_PATH = "/mmsApi/create"
 MMS_SEND_PATH = "/mmsApi/send"
@@ -39,21 +36,10 @@ class MmsSubmission:
     remain_point: int | None
 
 
-class VeesingMms:
+class VeesingMms(VeesingProduct):
     """The MMS product at cloud.10658.com.cn (setting HERALD_VEESING_CLOUD_BASE)."""
 
-    def __init__(
-        self,
-        client: httpx.Client,
-        base_url: str,
-        credentials: VeesingCredentials,
-        *,
-        balance_path: str = MMS_BALANCE_PATH,
-    ) -> None:
-        self._client = client
-        self._base_url = base_url.rstrip("/")
-        self._credentials = credentials
-        self._balance_path = balance_path
+    default_balance_path = MMS_BALANCE_PATH
 
     def create(self, mms: Mms) -> str:
         """Store the MMS at the vendor (`mmsApi/create`) and return its MMS id.
@@ -62,8 +48,9 @@ class VeesingMms:
         Creating is not sending: a retried create at worst leaves an unused MMS at the vendor.
         """
         validate_for_veesing(mms)
-        form = self._credentials.form() | {"title": mms.title, "content": encode_for_veesing(mms)}
-        reply = self._post(MMS_CREATE_PATH, form)
+        reply = self._post(
+            MMS_CREATE_PATH, {"title": mms.title, "content": encode_for_veesing(mms)}
+        )
         if reply.task_id is None:
             raise UnknownReply(VENDOR, "create succeeded without an MMS id (taskId)")
         return reply.task_id
@@ -76,21 +63,13 @@ class VeesingMms:
         A success without a task id is `AmbiguousOutcome`: the vendor said it took the batch,
         so it must not be sent again, yet no report can be matched to it.
         """
-        form = self._credentials.form() | {"mmsId": mms_id, "phone": ",".join(phones)}
+        fields = {"mmsId": mms_id, "phone": ",".join(phones)}
         if send_time is not None:
-            form["sendTime"] = send_time.astimezone(SHANGHAI).strftime(veesing.SEND_TIME_FORMAT)
-        reply = self._post(MMS_SEND_PATH, form)
+            fields["sendTime"] = send_time.astimezone(SHANGHAI).strftime(veesing.SEND_TIME_FORMAT)
+        reply = self._post(MMS_SEND_PATH, fields)
         if reply.task_id is None:
             raise AmbiguousOutcome(VENDOR, "send succeeded without a taskId")
         return MmsSubmission(reply.task_id, reply.success_counts, reply.remain_point)
-
-    def balance(self) -> Balance:
-        """Messages left on the MMS account."""
-        return Balance(self._post(self._balance_path, self._credentials.form()).remain_point)
-
-    def _post(self, path: str, form: dict[str, str]) -> veesing.VeesingReply:
-        response = exchange(self._client, VENDOR, "POST", self._base_url + path, data=form)
-        return parse_reply(response.content)
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-import httpx
-
 from worker.errors import AmbiguousOutcome, FieldProblem, InvalidInput, ReportFormatError
 from worker.mms import EMOJI
 from worker.vendors import veesing
-from worker.vendors.transport import exchange
-from worker.vendors.veesing import VENDOR, Balance, VeesingCredentials, parse_reply
+from worker.vendors.veesing import VENDOR, VeesingProduct
 
 VOICE_PATH = "/voiceApi"
 VOICE_BALANCE_PATH = "/voiceApi/getBalance"
@@ -82,21 +79,10 @@ class VoiceSubmission:
     remain_point: int | None
 
 
-class VeesingVoice:
+class VeesingVoice(VeesingProduct):
     """The voice product at cloud.10658.com.cn (setting HERALD_VEESING_CLOUD_BASE)."""
 
-    def __init__(
-        self,
-        client: httpx.Client,
-        base_url: str,
-        credentials: VeesingCredentials,
-        *,
-        balance_path: str = VOICE_BALANCE_PATH,
-    ) -> None:
-        self._client = client
-        self._base_url = base_url.rstrip("/")
-        self._credentials = credentials
-        self._balance_path = balance_path
+    default_balance_path = VOICE_BALANCE_PATH
 
     def send(
         self, template_id: str, phone: str, variables: str, *, kind: VoiceKind
@@ -107,27 +93,12 @@ class VeesingVoice:
         id is `AmbiguousOutcome`: the call was taken but no receipt can be matched to it.
         """
         validate_voice(kind, phone, variables)
-        form = self._credentials.form() | {
-            "templateId": template_id,
-            "phone": phone,
-            "variables": variables,
-        }
-        response = exchange(self._client, VENDOR, "POST", self._base_url + VOICE_PATH, data=form)
-        reply = parse_reply(response.content)
+        reply = self._post(
+            VOICE_PATH, {"templateId": template_id, "phone": phone, "variables": variables}
+        )
         if reply.task_id is None:
             raise AmbiguousOutcome(VENDOR, "voice call succeeded without a taskId")
         return VoiceSubmission(reply.task_id, reply.success_counts, reply.remain_point)
-
-    def balance(self) -> Balance:
-        """Calls left on the voice account."""
-        response = exchange(
-            self._client,
-            VENDOR,
-            "POST",
-            self._base_url + self._balance_path,
-            data=self._credentials.form(),
-        )
-        return Balance(parse_reply(response.content).remain_point)
 
 
 @dataclass(frozen=True)
