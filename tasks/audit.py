@@ -18,15 +18,13 @@ from sqlmodel import Session, col, select
 
 from tasks.routing import failover_target, move_to_vendor, trip_breaker
 from tasks.vendors import create_veesing_mms
+from worker.enums import AuditStatus, Channel, DeliveryStatus
 from worker.errors import ConfigurationError, MessageRejected, VendorBlocked, VendorError
 from worker.producer import enqueue_send
 from worker.retry import backoff_s
 from worker.settings import get_settings
 from worker.store import (
-    AuditStatus,
-    Channel,
     Delivery,
-    DeliveryStatus,
     Job,
     add_mms_content,
     count_error_attempt,

@@ -9,9 +9,10 @@ from decimal import Decimal
 from tasks.limits import limits_redis
 from tasks.vendors import balance_of
 from worker.app import app
+from worker.enums import Channel
 from worker.errors import ConfigurationError, VendorError
 from worker.settings import PRODUCTS, balance_threshold, get_settings, vendor_configured
-from worker.store import Channel, VendorBalance, record_balance, session_scope, utcnow
+from worker.store import VendorBalance, record_balance, session_scope, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,10 @@ from functools import cache
 
 import redis
 
+from worker.enums import Channel
 from worker.limits import DayCounts, RateLimiter, rules_for
 from worker.settings import get_settings
-from worker.store import Channel, day_counts, session_scope
+from worker.store import day_counts, session_scope
 
 
 @cache

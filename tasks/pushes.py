@@ -15,12 +15,12 @@ from datetime import datetime
 from sqlmodel import Session
 
 from worker.app import app
+from worker.enums import Channel
 from worker.errors import ReportFormatError
 from worker.producer import enqueue_send
 from worker.reports import status_from_flag, status_from_word
 from worker.settings import get_settings
 from worker.store import (
-    Channel,
     Report,
     ReportOutcome,
     VendorPush,

@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from tasks.limits import limits_redis
 from worker.breaker import open_breaker, open_reason
+from worker.enums import Channel, DeliveryStatus
 from worker.errors import InvalidInput, VendorBlocked
 from worker.mms import MMS_VALIDATORS, mms_from_payload
 from worker.settings import (
@@ -25,7 +26,7 @@ from worker.settings import (
     get_settings,
     vendor_configured,
 )
-from worker.store import Channel, DeliveryStatus, Job, ids_in, move_deliveries
+from worker.store import Job, ids_in, move_deliveries
 
 log = logging.getLogger(__name__)
 

@@ -36,6 +36,7 @@ from tasks.routing import breaker_reason, failover_target, move_to_vendor, trip_
 from tasks.vendors import sender_for
 from worker.app import app
 from worker.breaker import seconds_left
+from worker.enums import UNSENT, CapPolicy, DeliveryStatus, Purpose
 from worker.errors import (
     AmbiguousOutcome,
     ConfigurationError,
@@ -54,12 +55,8 @@ from worker.limits import Hold, RateLimiter, next_vendor_midnight
 from worker.retry import backoff_s
 from worker.settings import get_settings
 from worker.store import (
-    UNSENT,
-    CapPolicy,
     Delivery,
-    DeliveryStatus,
     Job,
-    Purpose,
     claim_for_sending,
     count_error_attempt,
     get_job,

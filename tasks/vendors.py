@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from worker.clients import chuangrui_adapter, fivec_adapter, http_client, veesing_credentials
+from worker.enums import Channel
 from worker.errors import ConfigurationError
 from worker.mms import media_from_payload, mms_from_payload
 from worker.settings import get_settings
-from worker.store import Channel, Delivery, Job
+from worker.store import Delivery, Job
 from worker.vendors.veesing import VeesingSms
 from worker.vendors.veesing_mms import VeesingMms
 from worker.vendors.veesing_voice import VeesingVoice

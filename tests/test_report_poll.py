@@ -18,13 +18,12 @@ from tasks.maintenance import sweep
 from tests.conftest import REDIS
 from tests.support import SettingsEnv
 from worker import clients
+from worker.enums import Channel, DeliveryStatus
 from worker.sandbox.app import create_app
 from worker.sandbox.config import SandboxConfig
 from worker.settings import get_settings
 from worker.store import (
-    Channel,
     Delivery,
-    DeliveryStatus,
     NewJob,
     VendorPush,
     create_job,

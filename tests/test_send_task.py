@@ -17,6 +17,7 @@ from tasks.limits import limits_redis
 from tasks.vendors import Sender
 from tests.conftest import REDIS
 from tests.support import SettingsEnv
+from worker.enums import CapPolicy, Channel, DeliveryStatus, Purpose
 from worker.errors import (
     AmbiguousOutcome,
     MessageRejected,
@@ -30,12 +31,8 @@ from worker.errors import (
 )
 from worker.settings import get_settings
 from worker.store import (
-    CapPolicy,
-    Channel,
     Delivery,
-    DeliveryStatus,
     NewJob,
-    Purpose,
     create_job,
     deliveries_of,
     events_of,

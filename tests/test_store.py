@@ -8,11 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import col
 
+from worker.enums import Channel, DeliveryStatus, JobStatus
 from worker.store import (
-    Channel,
     Delivery,
-    DeliveryStatus,
-    JobStatus,
     NewJob,
     Report,
     ReportOutcome,

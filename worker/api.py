@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from worker.enums import JobStatus
 from worker.errors import CallbackRejected, InvalidInput
 from worker.messages import (
     MmsRequest,
@@ -40,7 +41,6 @@ from worker.producer import (
 )
 from worker.settings import PRODUCTS, balance_threshold, get_settings, vendor_configured
 from worker.store import (
-    JobStatus,
     balances,
     cancel_job,
     create_tables,

@@ -14,8 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from worker.enums import CapPolicy, Purpose
 from worker.mms import EMOJI
-from worker.store import CapPolicy, Purpose
 
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
 COUNTRY_PREFIXES = ("+86", "0086", "86")

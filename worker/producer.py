@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import pydantic
 
+from worker.enums import Channel, JobStatus, Purpose
 from worker.errors import FieldProblem, InvalidInput
 from worker.messages import (
     MmsRequest,
@@ -24,17 +25,7 @@ from worker.messages import (
 )
 from worker.mms import MMS_VALIDATORS, Frame, Media, Mms, mms_to_payload
 from worker.settings import MMS_VENDORS, SMS_VENDORS, VOICE_VENDORS, get_settings, vendor_configured
-from worker.store import (
-    Channel,
-    JobStatus,
-    NewJob,
-    Purpose,
-    create_job,
-    deliveries_of,
-    job_status,
-    session_scope,
-    utcnow,
-)
+from worker.store import NewJob, create_job, deliveries_of, job_status, session_scope, utcnow
 from worker.vendors.fivec import batch_problems
 from worker.vendors.veesing_voice import voice_problems
 

@@ -11,7 +11,7 @@ report pull; Veesing pushes a 1/0 status beside its code. One table for all of t
 
 from __future__ import annotations
 
-from worker.store import DeliveryStatus
+from worker.enums import DeliveryStatus
 
 DELIVERED_WORDS = frozenset({"DELIVRD"})
 UNDELIVERED_WORDS = frozenset({"UNDELIV", "EXPIRED", "REJECTD", "DTBLACK", "REJECT"})

@@ -16,11 +16,10 @@ from sqlmodel import col, func, select
 
 from tests.integration.conftest import System
 from tests.support import PYTHON, SettingsEnv, wait_until
+from worker.enums import Channel, DeliveryStatus
 from worker.store import (
-    Channel,
     Delivery,
     DeliveryEvent,
-    DeliveryStatus,
     NewJob,
     create_job,
     move_deliveries,
