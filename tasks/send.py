@@ -392,7 +392,7 @@ def settle(job: Job, vendor: str, batch: Sequence[Delivery], outcome: Accepted |
 
 def send_each_alone(ids: Sequence[int], error: RecipientRejected, now: datetime) -> None:
     """A batch refused for "a" bad number, without saying which: nothing was sent, so each
-    number is queued again to go alone, and only the bad one fails (DESIGN contract 4)."""
+    number is queued again to go alone, and only the bad one fails (docs/design.md, promise 4)."""
     reason = f"{error}; each number of the batch is sent alone to find which"
     with session_scope() as session:
         move_deliveries(

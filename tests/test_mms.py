@@ -46,7 +46,7 @@ def test_media_bytes_stay_out_of_the_repr() -> None:
     assert "jpeg bytes" not in repr(Mms("t", [Frame(1, media=JPG)]))
 
 
-# Veesing (document 000) --------------------------------------------------------------------------
+# Veesing (its MMS document) ----------------------------------------------------------------------
 
 
 def test_veesing_encodes_each_frame_as_seconds_then_media_then_gbk_text() -> None:
@@ -152,7 +152,7 @@ def test_all_problems_are_reported_at_once() -> None:
     assert len(veesing_problems(mms)) > 16
 
 
-# 5C (document 003, section 2.3) ------------------------------------------------------------------
+# 5C (its MMS document, section 2.3) --------------------------------------------------------------
 
 
 def test_fivec_names_each_file_by_frame_and_slot() -> None:

@@ -1,6 +1,6 @@
 """The Celery app, configured for a delivery system on a Redis broker.
 
-Why each setting (see ../shared/CELERY-NOTES.md §2 and the Celery configuration reference):
+Why each setting (more in docs/design.md, "Celery settings", and Celery's configuration reference):
 - late acks + reject on worker lost: a task whose worker dies is delivered again, and the store's
   atomic claim makes the second run harmless;
 - one visibility timeout, set in every place Celery reads it (celery#7651), longer than any task

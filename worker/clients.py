@@ -1,7 +1,7 @@
 """Vendor adapters built from settings, over one HTTP client per process.
 
 The client is made on first use in the process that uses it, never before a fork, so prefork
-children do not share sockets (CELERY-NOTES §6). Timeouts are explicit: a read timeout is what
+children do not share sockets (docs/design.md). Timeouts are explicit: a read timeout is what
 turns a send into `unknown`, so it must be a deliberate number.
 """
 

@@ -19,7 +19,7 @@
         └── AmbiguousOutcome      the request may have been taken (read timeout, 5xx, reset):
                                   never resent by default, settled by reports
 
-The `VendorError` leaves are DESIGN contract 4's classes. Each vendor module maps every
+The `VendorError` leaves are the classes of docs/design.md, promise 4. Each vendor module maps every
 documented reply to one of them; tasks decide what to do from the class alone.
 """
 

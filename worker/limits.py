@@ -1,4 +1,4 @@
-"""The vendors' rules, held in Redis for the whole fleet (DESIGN contract 3).
+"""The vendors' rules, held in Redis for the whole fleet (docs/design.md, promise 3).
 
 For one vendor product ("scope", e.g. `veesing:sms`) and a batch of numbers, `reserve` decides in
 one atomic Lua call which numbers may go now:

@@ -9,9 +9,9 @@ encoder, which writes the vendor's `content` field.
 The encoders live here rather than in the vendor modules because a limit and the encoding it
 measures belong together: 5C's 50 KB is the length of the encoded `content` field, so its
 validator must encode, and `worker.vendors` may import this module but not the other way round.
-Validation runs at enqueue (DESIGN contract 6) and again in the adapters before a call.
+Validation runs at enqueue (docs/design.md, promise 6) and again in the adapters before a call.
 
-Veesing: document 000, "内容格式定义". 5C: document 003, sections 2.1 and 2.3.
+The rules: docs/vendors.md (Veesing MMS: "内容格式定义"; 5C MMS: sections 2.1 and 2.3).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def _raise_if(problems: list[FieldProblem]) -> None:
         raise InvalidInput(problems)
 
 
-# Veesing (document 000) --------------------------------------------------------------------------
+# Veesing (its MMS document) ----------------------------------------------------------------------
 
 
 def veesing_size_bytes(mms: Mms) -> int:
@@ -170,7 +170,7 @@ def veesing_problems(mms: Mms) -> list[FieldProblem]:
 
 
 def validate_for_veesing(mms: Mms) -> None:
-    """Raise `InvalidInput` listing every rule of document 000 the MMS breaks."""
+    """Raise `InvalidInput` listing every rule of the Veesing MMS document the MMS breaks."""
     _raise_if(veesing_problems(mms))
 
 
@@ -191,7 +191,7 @@ def encode_for_veesing(mms: Mms) -> str:
     return ";".join(frames)
 
 
-# 5C (document 003) -------------------------------------------------------------------------------
+# 5C (its MMS document) ---------------------------------------------------------------------------
 
 
 def encode_for_fivec(mms: Mms) -> str:
@@ -251,7 +251,7 @@ def fivec_problems(mms: Mms) -> list[FieldProblem]:
 
 
 def validate_for_fivec(mms: Mms) -> None:
-    """Raise `InvalidInput` listing every rule of document 003 the MMS breaks."""
+    """Raise `InvalidInput` listing every rule of the 5C MMS document the MMS breaks."""
     _raise_if(fivec_problems(mms))
 
 

@@ -153,7 +153,7 @@ class DeliveryEvent(SQLModel, table=True):
 
 class VendorPush(SQLModel, table=True):
     """A push from a vendor (or a pulled report page), stored as received before it is applied
-    (DESIGN contract 5). `digest` identifies its content: vendors retry pushes they think were
+    (docs/design.md, promise 5). `digest` names its content: vendors retry pushes they think were
     lost, and a retry must not become a second reply or a second history entry."""
 
     id: int | None = Field(default=None, primary_key=True)

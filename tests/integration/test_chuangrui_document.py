@@ -1,4 +1,4 @@
-"""Integration: Chuangrui SMS (document 002), every documented reply and push, end to end.
+"""Integration: Chuangrui SMS, every documented reply and push, end to end.
 
 Each test drives the real system (POST /v1/sms with vendor "chuangrui" → Celery worker → sandbox
 → signed status-report push → API → worker → store) into one reply of the document's tables, or

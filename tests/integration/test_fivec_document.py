@@ -1,4 +1,4 @@
-"""Integration: Meilian 5C MMS (document 003), every documented reply and the report pull.
+"""Integration: Meilian 5C MMS, every documented reply and the report pull.
 
 Each test drives the real system (POST /v1/mms with `"vendor": "fivec"`, or POST
 /v1/mms/personalised → Celery worker → sandbox `caixin_send.php` / `caixin_send_batch.php` →

@@ -1,4 +1,4 @@
-"""Integration: Veesing MMS (document 000), every documented reply and push, end to end.
+"""Integration: Veesing MMS, every documented reply and push, end to end.
 
 Each test drives the real system (POST /v1/mms → Celery worker → sandbox `mmsApi/create` →
 audit push → API → worker → `mmsApi/send` → receipt push → store) into one reply of the
@@ -330,7 +330,7 @@ def test_a_create_refused_for_the_account_opens_the_breaker_and_waits_the_cooldo
     # When an MMS that may not fail over is posted
     job_id = scene.mms(["13702020053"], "账户被锁时创建的彩信", allow_failover=False)
 
-    # Then, as for any refusal of the account (DESIGN contract 4), the fleet stops calling
+    # Then, as for any refusal of the account (docs/design.md, promise 4), the fleet stops calling
     # Veesing MMS and the recipient waits out the cooldown
     scene.first_deferral(job_id)
     reason, _ = scene.breaker()

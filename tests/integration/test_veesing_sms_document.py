@@ -1,4 +1,4 @@
-"""Integration: Veesing SMS (document 001), every documented reply and push, end to end.
+"""Integration: Veesing SMS, every documented reply and push, end to end.
 
 Each test drives the real system (POST /v1/sms → Celery worker → sandbox → push → API → worker →
 store) into one reply of the document's status table, or one of its pushes, and asserts what the

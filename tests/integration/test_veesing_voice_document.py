@@ -1,4 +1,4 @@
-"""Integration: Veesing voice (document 004), every documented reply and push, end to end.
+"""Integration: Veesing voice, every documented reply and push, end to end.
 
 Each test drives the real system (POST /v1/voice → Celery worker → sandbox → receipt push → API
 → worker → store) into one reply of the document's status table, or its receipt push, and

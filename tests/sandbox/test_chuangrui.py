@@ -1,4 +1,4 @@
-"""Chuangrui (document 002): one-line CSV replies, every code, signed reports, MO pushes."""
+"""Chuangrui SMS: one-line CSV replies, every code, signed reports, MO pushes."""
 
 from __future__ import annotations
 

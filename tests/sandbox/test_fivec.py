@@ -1,4 +1,4 @@
-"""Meilian 5C (document 003): send replies and errors, batch XML, balance, destructive recv."""
+"""Meilian 5C MMS: send replies and errors, batch XML, balance, destructive recv."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Veesing MMS (document 000): create with frame-encoded content, audit push, send, receipts."""
+"""Veesing MMS: create with frame-encoded content, audit push, send, receipts."""
 
 from __future__ import annotations
 

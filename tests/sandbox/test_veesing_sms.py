@@ -1,4 +1,4 @@
-"""Veesing SMS (document 001): replies byte for byte, every documented failure, receipts, MO."""
+"""Veesing SMS: replies byte for byte, every documented failure, receipts, MO."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Veesing voice (document 004): one phone, template and variable rules, receipt with talk time."""
+"""Veesing voice: one phone, template and variable rules, receipt with talk time."""
 
 from __future__ import annotations
 

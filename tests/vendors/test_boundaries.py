@@ -1,5 +1,5 @@
 """Unit tests: the vendor modules depend on nothing of ours but errors, transport, clock and mms
-(DESIGN, "Dependencies point one way")."""
+(docs/design.md, "Layout")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests: the Chuangrui SMS adapter against the calls, replies and pushes of document 002."""
+"""Unit tests: the Chuangrui SMS adapter against the calls, replies and pushes of its document."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests: the 5C MMS adapter against the calls, replies and report pages of document 003."""
+"""Unit tests: the 5C MMS adapter against the calls, replies and report pages of its document."""
 
 from __future__ import annotations
 

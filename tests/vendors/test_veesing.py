@@ -1,4 +1,4 @@
-"""Unit tests: the Veesing SMS adapter against the replies and pushes of document 001."""
+"""Unit tests: the Veesing SMS adapter against the replies and pushes of its document."""
 
 from __future__ import annotations
 

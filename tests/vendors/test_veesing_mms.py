@@ -1,4 +1,4 @@
-"""Unit tests: the Veesing MMS adapter against the calls, replies and pushes of document 000."""
+"""Unit tests: the Veesing MMS adapter against the calls, replies and pushes of its document."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests: the Veesing voice adapter against the calls, replies and push of document 004."""
+"""Unit tests: the Veesing voice adapter against the calls, replies and push of its document."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Chuangrui (創瑞) SMS (document 002): send, balance, signed status-report push, MO push.
+"""Chuangrui (創瑞) SMS: send, balance, signed status-report push, MO push.
 
 The document leaves the address to support; the sandbox serves it at `/chuangrui/sms` (GET or
 POST; `type=pt` sends, `type=balance` answers the balance) and `/chuangrui/balance`.

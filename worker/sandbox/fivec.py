@@ -1,4 +1,4 @@
-"""Meilian 5C (美联软通) MMS (document 003): send, personalised batch, balance, report pull.
+"""Meilian 5C (美联软通) MMS: send, personalised batch, balance, report pull.
 
 Replies are short text: `success:<msgid>` or one of the documented `error:...` lines, keeping
 their case (`Error:Missing message title`, `Error:MMS body too long.`). Every accepted phone gets

@@ -1,4 +1,4 @@
-"""What Veesing's SMS (001), MMS (000) and voice (004) documents share: the JSON reply and the
+"""What Veesing's SMS, MMS and voice documents share: the JSON reply and the
 account checks.
 
 Every reply is the five-key object of the documents, in their key order, pretty-printed as in

@@ -1,4 +1,4 @@
-"""Veesing MMS (document 000): `mmsApi/create`, `mmsApi/send`, balance, audit and receipt pushes.
+"""Veesing MMS: `mmsApi/create`, `mmsApi/send`, balance, audit and receipt pushes.
 
 `create` checks the frame-encoded content (`seconds,type|base64,type|base64;...`: at most 15
 frames, jpg/gif/mp4/mp3 media and GBK text, one text and one medium per frame, 80 KB decoded in

@@ -1,4 +1,4 @@
-"""Veesing SMS group send (document 001): `smsApi/group`, `smsApi/group/getBalance`, pushes.
+"""Veesing SMS group send: `smsApi/group`, `smsApi/group/getBalance`, pushes.
 
 A send is all-or-nothing: the first rule any phone breaks fails the whole request, and nothing is
 counted or charged. An accepted send answers `taskId` (one per request) and `successCounts` (the

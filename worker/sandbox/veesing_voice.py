@@ -1,4 +1,4 @@
-"""Veesing voice notification / voice code (document 004): `voiceApi`, balance, receipt push.
+"""Veesing voice notification / voice code: `voiceApi`, balance, receipt push.
 
 One phone per call. `templateId` must be digits (else "模板id格式不正确") and one of the approved
 templates of `veesing_voice_templates` (else "模板不存在或者未通过"); a "code" template takes

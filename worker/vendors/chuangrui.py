@@ -1,6 +1,6 @@
 """Chuangrui (創瑞) SMS: send, balance, the status-report push and the MO (uplink) push.
 
-Read beside ../shared/seeds/002_938120d90c8eec1d.txt. The address comes from the vendor's
+Read beside the Chuangrui SMS document (docs/vendors.md). The address comes from the vendor's
 support (setting HERALD_CHUANGRUI_URL); send (`type=pt`) and balance (`type=balance`) are posted
 to it as forms. A send is answered by one CSV line, `code,sendid,invalid,success,black,msg`
 (section 1.7; a field may carry a leading space, as in the document's sample) or, when `code` is

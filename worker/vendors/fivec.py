@@ -1,6 +1,6 @@
 """Meilian 5C (美联软通) MMS: send, personalised batch send, balance, and the report pull.
 
-Read beside ../shared/seeds/003_218f73255c08603e.txt. Every call is a form POST to
+Read beside the Meilian 5C MMS document (docs/vendors.md). Every call is a form POST to
 m.5c.com.cn (setting HERALD_FIVEC_BASE). Replies are one line of text: `success:msgid`, or
 `error:<reason>` where the document writes some reasons with a capital `Error:` and one with a
 trailing full stop; both are read case-blind and without the stop. `FIVEC_ERRORS` maps every
@@ -8,7 +8,7 @@ documented reason to an error class.
 
 Reports are not pushed: `api/recv/index.php` returns each record once and then forgets it, so
 `fetch_report_body` hands back the raw bytes for the caller to store before
-`parse_report_records` reads them (DESIGN contract 5).
+`parse_report_records` reads them (docs/design.md, promise 5).
 """
 
 from __future__ import annotations

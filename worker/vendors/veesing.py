@@ -1,6 +1,6 @@
 """Veesing (中昱维信) SMS group send: `smsApi/group`, its balance, and its pushes.
 
-Read beside ../shared/seeds/001_01c549922083414d.txt. Every reply is JSON
+Read beside the Veesing SMS document (docs/vendors.md). Every reply is JSON
 `{"returnStatus", "message", "remainPoint", "taskId", "successCounts"}`; success is
 `returnStatus == "1 "` (with a trailing space in the document, so it is compared stripped) and a
 failure is `"0"` whose Chinese `message` carries the reason. `VEESING_MESSAGES` maps every

@@ -1,6 +1,6 @@
 """Veesing (中昱维信) MMS: `mmsApi/create`, `mmsApi/send`, the balance, and the two pushes.
 
-Read beside ../shared/seeds/000_47e5a586ff1939ca.txt. Sending is two calls: `create` stores the
+Read beside the Veesing MMS document (docs/vendors.md). Sending is two calls: `create` stores the
 title and frames and answers the MMS id (in the reply's `taskId`); `send` sends that MMS to
 phones and answers the batch's task id, which the audit-result and receipt pushes name. The
 replies have the SMS product's JSON shape and messages, so `veesing.parse_reply` reads them.

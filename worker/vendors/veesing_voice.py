@@ -1,6 +1,6 @@
 """Veesing (中昱维信) voice notification and voice code: `voiceApi`, its balance, its receipt push.
 
-Read beside ../shared/seeds/004_1d3007c7ee67b2f2.txt. One call speaks one approved template to
+Read beside the Veesing voice document (docs/vendors.md). One call speaks one approved template to
 exactly one phone; `variables` is one string filled into the template: 2 to 8 digits for a
 voice code, at most 50 characters for a notice. The replies have the SMS product's JSON shape and
 its full message table, so `veesing.parse_reply` reads them.
