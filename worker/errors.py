@@ -19,7 +19,7 @@
         └── AmbiguousOutcome      the request may have been taken (read timeout, 5xx, reset):
                                   never resent by default, settled by reports
 
-The `VendorError` leaves are DESIGN contract 4's classes. Each vendor module maps every
+The `VendorError` leaves are the outcomes of a vendor call. Each vendor module maps every
 documented reply to one of them; tasks decide what to do from the class alone.
 """
 
@@ -52,9 +52,17 @@ class InvalidInput(HeraldError, ValueError):
 class JobNotFound(HeraldError, LookupError):
     """No job has that id."""
 
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"no job {job_id}")
+
 
 class JobNotCancellable(HeraldError):
     """Every recipient of the job has already been handed to the vendor, or is final."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__("no recipient is left to cancel")
 
 
 class CallbackRejected(HeraldError):

@@ -1,4 +1,4 @@
-"""The producer API: store the job first, then ring the broker (DESIGN contract 1).
+"""The producer API: store the job first, then ring the broker.
 
 A job id is returned only after the job is committed. Enqueueing is a doorbell: if Redis is
 down, the job is still accepted and the sweeper enqueues it later (`HERALD_REQUEUE_AFTER_S`).
