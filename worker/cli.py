@@ -6,28 +6,28 @@ import base64
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from worker.clients import fivec_adapter
-from worker.errors import ConfigurationError, InvalidInput, VendorError
-from worker.producer import Accepted, submit_mms, submit_sms, submit_voice
-from worker.settings import PRODUCTS, get_settings, vendor_configured
-from worker.store import (
-    balances,
-    cancel_job,
-    create_tables,
-    deliveries_of,
-    get_job,
-    inbound_messages,
-    job_status,
-    session_scope,
-    utcnow,
+from worker.errors import (
+    ConfigurationError,
+    InvalidInput,
+    JobNotCancellable,
+    JobNotFound,
+    VendorError,
 )
+from worker.jobs import cancel_job, read_job
+from worker.producer import Accepted, submit_mms, submit_sms, submit_voice
+from worker.schemas import BalanceRead, InboundPublic, JobAccepted, VendorReport
+from worker.settings import PRODUCTS, get_settings, vendor_configured
+from worker.store import balances, create_tables, inbound_messages, session_scope, utcnow
 
 POLL_BALANCES_TASK = "herald.poll_balances"
 
@@ -179,7 +179,7 @@ def accept_or_exit(submit: Callable[..., Accepted], fields: dict[str, Any]) -> A
 
 def print_accepted(accepted: Accepted, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps({"id": accepted.id, "status": accepted.status.value}))
+        print_json(JobAccepted(id=accepted.id, status=accepted.status))
     else:
         click.echo(accepted.id)
 
@@ -190,44 +190,24 @@ def print_accepted(accepted: Accepted, as_json: bool) -> None:
 def status(job_id: str, as_json: bool) -> None:
     """Print a job and each of its recipients."""
     create_tables()
-    with session_scope() as session:
-        job = get_job(session, job_id=job_id)
-        if job is None:
-            click.echo(f"error: no job {job_id}", err=True)
-            sys.exit(1)
-        deliveries = deliveries_of(session, job_id=job_id)
-    recipients = [
-        {
-            "phone": d.phone,
-            "status": d.status.value,
-            "vendor_status": d.vendor_status,
-            "vendor_ref": d.vendor_ref,
-            "reported_at": iso(d.reported_at),
-            "last_error": d.last_error,
-        }
-        for d in deliveries
-    ]
-    summary = {
-        "id": job.id,
-        "channel": job.channel.value,
-        "vendor": job.vendor,
-        "status": job_status(deliveries).value,
-        "created_at": iso(job.created_at),
-        "send_at": iso(job.send_at),
-        "recipients": recipients,
-    }
+    try:
+        with session_scope() as session:
+            job = read_job(session, job_id=job_id)
+    except JobNotFound as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     if as_json:
-        click.echo(json.dumps(summary, ensure_ascii=False))
+        print_json(job)
         return
-    click.echo(f"job {job.id}  {job.channel.value} via {job.vendor}  {summary['status']}")
-    for r in recipients:
-        line = f"  {r['phone']}  {r['status']:<11}"
-        if r["vendor_status"]:
-            line += f"  {r['vendor_status']}"
-        if r["reported_at"]:
-            line += f"  reported {r['reported_at']}"
-        if r["last_error"]:
-            line += f"  ({r['last_error']})"
+    click.echo(f"job {job.id}  {job.channel} via {job.vendor}  {job.status.value}")
+    for r in job.recipients:
+        line = f"  {r.phone}  {r.status:<11}"
+        if r.vendor_status:
+            line += f"  {r.vendor_status}"
+        if r.reported_at:
+            line += f"  reported {iso(r.reported_at)}"
+        if r.last_error:
+            line += f"  ({r.last_error})"
         click.echo(line)
 
 
@@ -236,19 +216,25 @@ def status(job_id: str, as_json: bool) -> None:
 def cancel(job_id: str) -> None:
     """Cancel the recipients of a job that have not reached the vendor."""
     create_tables()
-    with session_scope() as session:
-        if get_job(session, job_id=job_id) is None:
-            click.echo(f"error: no job {job_id}", err=True)
-            sys.exit(1)
-        cancelled = cancel_job(session, job_id=job_id, now=utcnow())
-    if not cancelled:
+    try:
+        with session_scope() as session:
+            cancelled = cancel_job(session, job_id=job_id, now=utcnow())
+    except JobNotFound as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except JobNotCancellable:
         click.echo("nothing to cancel: every recipient already reached the vendor", err=True)
         sys.exit(1)
-    click.echo(f"cancelled {len(cancelled)} recipients")
+    click.echo(f"cancelled {cancelled.recipients} recipients")
 
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def print_json(value: BaseModel | Sequence[BaseModel] | Mapping[str, BaseModel]) -> None:
+    """What `--json` prints: the public schemas, in the JSON the HTTP API answers with."""
+    click.echo(json.dumps(to_jsonable_python(value), ensure_ascii=False))
 
 
 @main.command()
@@ -276,20 +262,20 @@ def balance(vendor: str | None, wait_s: float, as_json: bool) -> None:
             break
         time.sleep(0.5)
     report = {
-        product: {
-            "balance": row.balance if row else None,
-            "checked_at": iso(row.checked_at) if row else None,
-            "error": row.error if row else None,
-            "fresh": bool(row and row.checked_at >= started),
-        }
+        product: BalanceRead(
+            balance=row.balance if row else None,
+            checked_at=row.checked_at if row else None,
+            error=row.error if row else None,
+            fresh=bool(row and row.checked_at >= started),
+        )
         for product, row in wanted.items()
     }
     if as_json:
-        click.echo(json.dumps(report, ensure_ascii=False))
+        print_json(report)
         return
     for product, entry in report.items():
-        state = entry["error"] or entry["balance"] or "never read"
-        stale = "" if entry["fresh"] else "  (no fresh read: is a worker running?)"
+        state = entry.error or entry.balance or "never read"
+        stale = "" if entry.fresh else "  (no fresh read: is a worker running?)"
         click.echo(f"{product:<14} {state}{stale}")
 
 
@@ -303,20 +289,7 @@ def inbound(phone: str | None, limit: int, as_json: bool) -> None:
     with session_scope() as session:
         rows = inbound_messages(session, phone=phone, limit=limit)
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "vendor": r.vendor,
-                        "phone": r.phone,
-                        "content": r.content,
-                        "received_at": iso(r.received_at),
-                    }
-                    for r in rows
-                ],
-                ensure_ascii=False,
-            )
-        )
+        print_json([InboundPublic.model_validate(r, from_attributes=True) for r in rows])
         return
     for r in rows:
         click.echo(f"{iso(r.received_at or r.stored_at)}  {r.phone}  via {r.vendor}: {r.content}")
@@ -346,20 +319,7 @@ def reports_fivec(mobiles: tuple[str, ...], start: str, end: str, as_json: bool)
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "msgid": r.msgid,
-                        "mobile": r.mobile,
-                        "status": r.status,
-                        "reported_at": iso(r.reported_at),
-                        "extno": r.extno,
-                    }
-                    for r in records
-                ]
-            )
-        )
+        print_json([VendorReport.model_validate(r, from_attributes=True) for r in records])
         return
     for r in records:
         click.echo(f"{iso(r.reported_at)}  {r.mobile}  {r.status:<8} msgid {r.msgid}")

@@ -52,9 +52,17 @@ class InvalidInput(HeraldError, ValueError):
 class JobNotFound(HeraldError, LookupError):
     """No job has that id."""
 
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"no job {job_id}")
+
 
 class JobNotCancellable(HeraldError):
     """Every recipient of the job has already been handed to the vendor, or is final."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__("no recipient is left to cancel")
 
 
 class CallbackRejected(HeraldError):

@@ -63,16 +63,16 @@ Mobile = Annotated[str, AfterValidator(normalise_mobile)]
 Recipients = Annotated[list[Mobile], Field(min_length=1), AfterValidator(distinct_numbers)]
 
 
-class SmsRequest(BaseModel):
-    """`POST /v1/sms`: one content to one or more numbers."""
+class JobOptions(BaseModel):
+    """What every request may ask besides its content and numbers: why, when, and once only.
+
+    The requests inherit it after their own content (`class SmsRequest(CapOptions, SmsContent)`)
+    so their fields keep their order: the content's first, then these. That order is the
+    order of a 422's problems and of the API's documentation.
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    to: Recipients = Field(description="Mainland China mobile numbers, each at most once.")
-    content: Annotated[str, Field(min_length=1), AfterValidator(no_emoji)] = Field(
-        description="The text, with its 【signature】 unless HERALD_SMS_SIGNATURE is set."
-    )
-    vendor: str | None = Field(None, description="A configured SMS vendor; default the setting.")
     purpose: Purpose = Field(
         Purpose.MARKETING,
         description="marketing (never to opted-out numbers), notification or verification.",
@@ -84,12 +84,31 @@ class SmsRequest(BaseModel):
     idempotency_key: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
         None, description="The same key returns the first job instead of making a second."
     )
+
+
+class CapOptions(JobOptions):
+    """What an SMS or MMS job does when a daily cap or a refused account stops its vendor."""
+
     on_daily_cap: CapPolicy | None = Field(
-        None, description="defer, failover or fail when a daily cap stops it; default failover."
+        None,
+        description="defer, failover or fail when a daily cap stops it; "
+        "default failover for SMS, defer for MMS.",
     )
     allow_failover: bool = Field(
-        True, description="May go through another SMS vendor when this one refuses the account."
+        True, description="May go through another vendor when this one refuses the account."
     )
+
+
+class SmsContent(BaseModel):
+    to: Recipients = Field(description="Mainland China mobile numbers, each at most once.")
+    content: Annotated[str, Field(min_length=1), AfterValidator(no_emoji)] = Field(
+        description="The text, with its 【signature】 unless HERALD_SMS_SIGNATURE is set."
+    )
+    vendor: str | None = Field(None, description="A configured SMS vendor; default the setting.")
+
+
+class SmsRequest(CapOptions, SmsContent):
+    """`POST /v1/sms`: one content to one or more numbers."""
 
 
 def valid_base64(value: str) -> str:
@@ -122,40 +141,32 @@ class FrameIn(BaseModel):
     media: MediaIn | None = None
 
 
-class MmsRequest(BaseModel):
-    """`POST /v1/mms`: one MMS (title and frames) to one or more numbers."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
+class MmsContent(BaseModel):
     to: Recipients
     title: str
     frames: list[FrameIn] = Field(min_length=1)
     vendor: Literal["veesing", "fivec"] | None = Field(
         None, description="An MMS vendor; default HERALD_DEFAULT_MMS_VENDOR."
     )
-    purpose: Purpose = Purpose.MARKETING
-    send_at: AwareDatetime | None = None
-    expires_at: AwareDatetime | None = None
-    idempotency_key: Annotated[str, Field(min_length=1, max_length=128)] | None = None
-    on_daily_cap: CapPolicy | None = Field(None, description="Default defer.")
-    allow_failover: bool = True
 
 
-class VoiceRequest(BaseModel):
-    """`POST /v1/voice`: an approved voice template spoken to each number (one call each)."""
+class MmsRequest(CapOptions, MmsContent):
+    """`POST /v1/mms`: one MMS (title and frames) to one or more numbers."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+class VoiceContent(BaseModel):
     to: Recipients
     template_id: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z_-]+$")]
     variables: str = Field(description="A code: 2-8 digits; a notice: at most 50 characters.")
     kind: Literal["code", "notice"]
-    purpose: Purpose | None = Field(
+
+
+class VoiceRequest(JobOptions, VoiceContent):
+    """`POST /v1/voice`: an approved voice template spoken to each number (one call each)."""
+
+    purpose: Purpose | None = Field(  # type: ignore[assignment]
         None, description="Default: verification for a code, notification for a notice."
     )
-    send_at: AwareDatetime | None = None
-    expires_at: AwareDatetime | None = None
-    idempotency_key: Annotated[str, Field(min_length=1, max_length=128)] | None = None
 
 
 class PersonalisedRecipient(BaseModel):
@@ -165,15 +176,11 @@ class PersonalisedRecipient(BaseModel):
     text: Annotated[str, Field(min_length=1), AfterValidator(no_emoji)]
 
 
-class PersonalisedMmsRequest(BaseModel):
-    """`POST /v1/mms/personalised` (5C batch): one picture and title, a text per number."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
+class PersonalisedMmsContent(BaseModel):
     title: str
     picture: MediaIn
     recipients: list[PersonalisedRecipient] = Field(min_length=1)
-    purpose: Purpose = Purpose.MARKETING
-    send_at: AwareDatetime | None = None
-    expires_at: AwareDatetime | None = None
-    idempotency_key: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+
+
+class PersonalisedMmsRequest(JobOptions, PersonalisedMmsContent):
+    """`POST /v1/mms/personalised` (5C batch): one picture and title, a text per number."""

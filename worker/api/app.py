@@ -1,0 +1,61 @@
+"""The HTTP API as one FastAPI application: the producers', operators' and vendors' routes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from worker.api import callbacks, operators, producers
+from worker.errors import InvalidInput
+from worker.store import create_tables
+
+INDEXED_PART = re.compile(r"^(\w+)\[(\d+)\]$")
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    await run_in_threadpool(create_tables)
+    yield
+
+
+def create_api() -> FastAPI:
+    api = FastAPI(
+        lifespan=lifespan,
+        title="herald",
+        summary="Accepts SMS jobs durably and follows each recipient to its delivery report.",
+        version="0.1.0",
+    )
+    api.exception_handler(InvalidInput)(invalid_input)
+    api.include_router(producers.router)
+    api.include_router(operators.router)
+    api.include_router(callbacks.router)
+    return api
+
+
+def invalid_input(_request: Request, exc: InvalidInput) -> JSONResponse:
+    """The rules `worker.producer` checks answer 422 in FastAPI's own shape, like the models'."""
+    detail = [
+        {"loc": ["body", *field_location(p.field)], "msg": p.rule, "type": "value_error"}
+        for p in exc.problems
+    ]
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+def field_location(field: str) -> list[str | int]:
+    """`frames[3].media.type` or `to.0` as FastAPI writes locations: `frames, 3, media, type`."""
+    location: list[str | int] = []
+    for part in field.split("."):
+        indexed = INDEXED_PART.match(part)
+        if indexed:
+            location += [indexed.group(1), int(indexed.group(2))]
+        else:
+            location.append(int(part) if part.isdigit() else part)
+    return location
+
+
+api = create_api()
