@@ -43,11 +43,11 @@ from worker.settings import PRODUCTS, balance_threshold, get_settings, vendor_co
 from worker.store import (
     balances,
     cancel_job,
-    create_tables,
     deliveries_of,
     get_job,
     inbound_messages,
     job_status,
+    migrate,
     push_digest,
     record_push,
     session_scope,
@@ -81,7 +81,7 @@ logging.getLogger("uvicorn.access").addFilter(RedactCallbackTokens())
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    await run_in_threadpool(create_tables)
+    await run_in_threadpool(migrate.upgrade)
     yield
 
 

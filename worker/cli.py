@@ -365,3 +365,25 @@ def reports_fivec(mobiles: tuple[str, ...], start: str, end: str, as_json: bool)
         click.echo(f"{iso(r.reported_at)}  {r.mobile}  {r.status:<8} msgid {r.msgid}")
     if not records:
         click.echo("no record")
+
+
+@main.group()
+def db() -> None:
+    """The store's schema (migrations): HERALD_DATABASE_URL."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the store to the newest schema; a store already there is left as it is."""
+    from worker.store import migrate
+
+    migrate.upgrade()
+    click.echo(f"store at revision {migrate.current()} (head)")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the store's schema revision ("none" when it was never migrated)."""
+    from worker.store import migrate
+
+    click.echo(migrate.current() or "none")
