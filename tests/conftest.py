@@ -75,7 +75,7 @@ def store_url(
     request: pytest.FixtureRequest, settings_env: SettingsEnv, tmp_path: Path
 ) -> Iterator[str]:
     """A new, empty job store (SQLite file, or a PostgreSQL database made for this test)."""
-    from worker.store import create_tables, reset_engine
+    from worker.store import migrate, reset_engine
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'store.db'}"
@@ -84,7 +84,7 @@ def store_url(
         url, drop = make_postgres_database()
     settings_env.setenv("HERALD_DATABASE_URL", url)
     reset_engine()
-    create_tables()
+    migrate.upgrade(url)
     yield url
     reset_engine()
     if drop is not None:

@@ -27,7 +27,7 @@ from worker.jobs import cancel_job, read_job
 from worker.producer import Accepted, submit_mms, submit_sms, submit_voice
 from worker.schemas import BalanceRead, InboundPublic, JobAccepted, VendorReport
 from worker.settings import PRODUCTS, get_settings, vendor_configured
-from worker.store import balances, create_tables, inbound_messages, session_scope, utcnow
+from worker.store import balances, inbound_messages, migrate, session_scope, utcnow
 
 POLL_BALANCES_TASK = "herald.poll_balances"
 
@@ -75,7 +75,7 @@ def send_sms(
     as_json: bool,
 ) -> None:
     """Send one SMS content to one or more numbers; prints the job id."""
-    create_tables()
+    migrate.upgrade()
     fields: dict[str, Any] = {
         "to": list(to),
         "content": content,
@@ -114,7 +114,7 @@ def send_mms(
     as_json: bool,
 ) -> None:
     """Send one MMS to one or more numbers; media files are read from their paths."""
-    create_tables()
+    migrate.upgrade()
     fields = {
         "to": list(to),
         "title": title,
@@ -157,7 +157,7 @@ def send_voice(
     as_json: bool,
 ) -> None:
     """Speak a voice template to each number (one call each)."""
-    create_tables()
+    migrate.upgrade()
     fields = {
         "to": list(to),
         "template_id": template_id,
@@ -189,7 +189,7 @@ def print_accepted(accepted: Accepted, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 def status(job_id: str, as_json: bool) -> None:
     """Print a job and each of its recipients."""
-    create_tables()
+    migrate.upgrade()
     try:
         with session_scope() as session:
             job = read_job(session, job_id=job_id)
@@ -215,7 +215,7 @@ def status(job_id: str, as_json: bool) -> None:
 @click.argument("job_id")
 def cancel(job_id: str) -> None:
     """Cancel the recipients of a job that have not reached the vendor."""
-    create_tables()
+    migrate.upgrade()
     try:
         with session_scope() as session:
             cancelled = cancel_job(session, job_id=job_id, now=utcnow())
@@ -243,7 +243,7 @@ def print_json(value: BaseModel | Sequence[BaseModel] | Mapping[str, BaseModel])
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 def balance(vendor: str | None, wait_s: float, as_json: bool) -> None:
     """Ask a worker to read every configured product's balance, then print them."""
-    create_tables()
+    migrate.upgrade()
     started = utcnow()
     from worker.app import app
 
@@ -285,7 +285,7 @@ def balance(vendor: str | None, wait_s: float, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 def inbound(phone: str | None, limit: int, as_json: bool) -> None:
     """Print replies and MO messages from handsets, newest first."""
-    create_tables()
+    migrate.upgrade()
     with session_scope() as session:
         rows = inbound_messages(session, phone=phone, limit=limit)
     if as_json:
@@ -325,3 +325,25 @@ def reports_fivec(mobiles: tuple[str, ...], start: str, end: str, as_json: bool)
         click.echo(f"{iso(r.reported_at)}  {r.mobile}  {r.status:<8} msgid {r.msgid}")
     if not records:
         click.echo("no record")
+
+
+@main.group()
+def db() -> None:
+    """The store's schema (migrations): HERALD_DATABASE_URL."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the store to the newest schema; a store already there is left as it is."""
+    from worker.store import migrate
+
+    migrate.upgrade()
+    click.echo(f"store at revision {migrate.current()} (head)")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the store's schema revision ("none" when it was never migrated)."""
+    from worker.store import migrate
+
+    click.echo(migrate.current() or "none")

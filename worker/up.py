@@ -26,7 +26,7 @@ import httpx
 import redis
 
 from worker.settings import Settings, get_settings, local_env_file
-from worker.store import create_tables
+from worker.store import migrate
 
 SANDBOX_VEESING_APP_ID = "sandbox-app-id"
 SANDBOX_VEESING_APP_KEY = "sandbox-app-key"
@@ -138,7 +138,7 @@ def start_everything(system: LocalSystem) -> None:
         )
     write_local_env(system.env)
     get_settings.cache_clear()
-    create_tables()
+    migrate.upgrade()
     system.start(
         "api",
         [

@@ -12,14 +12,14 @@ from starlette.concurrency import run_in_threadpool
 
 from worker.api import callbacks, operators, producers
 from worker.errors import InvalidInput
-from worker.store import create_tables
+from worker.store import migrate
 
 INDEXED_PART = re.compile(r"^(\w+)\[(\d+)\]$")
 
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    await run_in_threadpool(create_tables)
+    await run_in_threadpool(migrate.upgrade)
     yield
 
 

@@ -1,0 +1,162 @@
+"""Deliveries and their state machine: the only code that changes a delivery's status.
+
+A *job* is what a producer asked for (one content, many recipients); a *delivery* is one
+recipient of a job and carries the state machine below. Every status change goes through
+`move_deliveries`, a conditional UPDATE that also writes one `DeliveryEvent` per row it changed, so
+two processes racing for the same rows cannot both win and every change is on record.
+
+    scheduled ──► queued ──► claimed ──► sending ──► submitted ──► delivered / undelivered
+        │            ▲  │       │          │  │          │
+        │            │  ▼       │          │  └► unknown ─┘ (a report settles it)
+        │         deferred ◄────┴──────────┘
+        └──► cancelled (from any unsent state)      failed (from any unsent state)
+
+`claimed` and `sending` are two steps on purpose: a worker that dies holding `claimed` rows has
+not called the vendor, so the sweeper queues them again; one that dies with rows `sending` may
+have, so they become `unknown`. The second step is one more UPDATE per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from worker.enums import UNSENT, Channel, DeliveryStatus
+from worker.limits import DayCounts
+from worker.store.models import Delivery, DeliveryEvent, Job
+
+
+def move_deliveries(
+    session: Session,
+    *,
+    where: Any,
+    from_statuses: Iterable[DeliveryStatus],
+    to: DeliveryStatus,
+    now: datetime,
+    detail: str | None = None,
+    **values: Any,
+) -> list[int]:
+    """Move every delivery matching `where` and in one of `from_statuses` to `to`.
+
+    One conditional UPDATE per source status, so only rows still in that status change, and one
+    event row for each; returns the ids that changed. Two workers racing for the same rows: the
+    second changes nothing.
+    """
+    moved: list[int] = []
+    events: list[dict[str, Any]] = []
+    # A row already in `to` is updated first: otherwise a row moved into `to` by an earlier
+    # pass would be caught again by that pass, and recorded twice.
+    sources = list(dict.fromkeys(from_statuses))
+    for source in sorted(sources, key=lambda status: status != to):
+        statement = (
+            sa.update(Delivery)
+            .where(where, col(Delivery.status) == source)
+            .values(status=to, updated_at=now, **values)
+            .returning(col(Delivery.id))
+        )
+        ids = [row[0] for row in session.exec(statement)]
+        moved.extend(ids)
+        events.extend(
+            {"delivery_id": i, "at": now, "from_status": source, "to_status": to, "detail": detail}
+            for i in ids
+        )
+    if events:
+        session.exec(sa.insert(DeliveryEvent), params=events)
+    return moved
+
+
+def ids_in(ids: Sequence[int | None]) -> Any:
+    return col(Delivery.id).in_(ids)
+
+
+def queued_vendors(session: Session, *, job_id: str) -> list[str]:
+    """The vendors the job's queued deliveries go through (more than one after a failover)."""
+    statement = (
+        select(Delivery.vendor)
+        .where(col(Delivery.job_id) == job_id, col(Delivery.status) == DeliveryStatus.QUEUED)
+        .distinct()
+    )
+    return sorted(session.exec(statement))
+
+
+def claim_for_sending(
+    session: Session, *, job_id: str, vendor: str, now: datetime, limit: int
+) -> list[Delivery]:
+    """Claim up to `limit` of the job's queued deliveries through `vendor` (→ claimed).
+
+    Returns only the rows this call moved: a concurrent claimer gets the others or none.
+    """
+    candidates = select(Delivery.id).where(
+        col(Delivery.job_id) == job_id,
+        col(Delivery.vendor) == vendor,
+        col(Delivery.status) == DeliveryStatus.QUEUED,
+    )
+    ids = move_deliveries(
+        session,
+        where=col(Delivery.id).in_(candidates.order_by(col(Delivery.id)).limit(limit)),
+        from_statuses=[DeliveryStatus.QUEUED],
+        to=DeliveryStatus.CLAIMED,
+        now=now,
+        claimed_at=now,
+    )
+    if not ids:
+        return []
+    statement = select(Delivery).where(col(Delivery.id).in_(ids)).order_by(col(Delivery.id))
+    return list(session.exec(statement))
+
+
+def mark_sending(
+    session: Session, *, delivery_ids: Sequence[int | None], now: datetime
+) -> set[int]:
+    """claimed → sending, committed just before the vendor call; returns the ids still claimed
+    (a cancel may have taken some in between: those must not be sent)."""
+    return set(
+        move_deliveries(
+            session,
+            where=ids_in(delivery_ids),
+            from_statuses=[DeliveryStatus.CLAIMED],
+            to=DeliveryStatus.SENDING,
+            now=now,
+            claimed_at=now,
+        )
+    )
+
+
+def cancel_job(session: Session, *, job_id: str, now: datetime) -> list[int]:
+    return move_deliveries(
+        session,
+        where=col(Delivery.job_id) == job_id,
+        from_statuses=UNSENT,
+        to=DeliveryStatus.CANCELLED,
+        now=now,
+        detail="cancelled by request",
+    )
+
+
+def day_counts(session: Session, *, vendor: str, channel: Channel, since: datetime) -> DayCounts:
+    """Per phone, how many deliveries the vendor took since `since`, and the latest time.
+
+    The seed of the limits after Redis forgot them. Deliveries still `sending` do not count:
+    the batch being reserved is among them; a call in flight at the moment Redis restarted is
+    the one gap, and the vendor's own minute rule (a `RateLimited` reply) covers it.
+    """
+    statement = (
+        select(Delivery.phone, Delivery.submitted_at)
+        .join(Job, col(Job.id) == col(Delivery.job_id))
+        .where(
+            col(Delivery.vendor) == vendor,
+            col(Job.channel) == channel,
+            col(Delivery.submitted_at) >= since,
+        )
+    )
+    per_number: dict[str, int] = {}
+    last_sent: dict[str, datetime] = {}
+    for phone, submitted_at in session.exec(statement):
+        per_number[phone] = per_number.get(phone, 0) + 1
+        if submitted_at is not None and (phone not in last_sent or submitted_at > last_sent[phone]):
+            last_sent[phone] = submitted_at
+    return DayCounts(per_number=per_number, last_sent=last_sent)
