@@ -350,11 +350,11 @@ def reports_fivec(mobiles: tuple[str, ...], start: str, end: str, as_json: bool)
             json.dumps(
                 [
                     {
-                        "msgid": r.msgid,
-                        "mobile": r.mobile,
-                        "status": r.status,
+                        "msgid": r.vendor_ref,
+                        "mobile": r.phone,
+                        "status": r.vendor_status,
                         "reported_at": iso(r.reported_at),
-                        "extno": r.extno,
+                        "extno": r.extras.get("extno"),
                     }
                     for r in records
                 ]
@@ -362,6 +362,6 @@ def reports_fivec(mobiles: tuple[str, ...], start: str, end: str, as_json: bool)
         )
         return
     for r in records:
-        click.echo(f"{iso(r.reported_at)}  {r.mobile}  {r.status:<8} msgid {r.msgid}")
+        click.echo(f"{iso(r.reported_at)}  {r.phone}  {r.vendor_status:<8} msgid {r.vendor_ref}")
     if not records:
         click.echo("no record")

@@ -37,6 +37,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
+from worker.delivery_reports import DeliveryReport
 from worker.enums import (
     DEFAULT_CAP_POLICY,
     FINAL,
@@ -816,27 +817,13 @@ def mark_push_applied(session: Session, *, push: VendorPush, outcome: str, now: 
     session.add(push)
 
 
-@dataclass(frozen=True)
-class Report:
-    """A vendor's delivery report for one phone of one vendor batch, from a push or a pull."""
-
-    vendor: str
-    channel: Channel
-    vendor_ref: str
-    phone: str
-    status: DeliveryStatus
-    vendor_status: str | None
-    reported_at: datetime | None
-    detail: dict[str, Any] | None = None
-
-
 class ReportOutcome(StrEnum):
     APPLIED = "applied"  # a delivery moved to the reported status
     REPEATED = "repeated"  # the delivery had already left the states a report may settle
     UNMATCHED = "unmatched"  # no delivery has that vendor_ref and phone (yet)
 
 
-def apply_report(session: Session, *, report: Report, now: datetime) -> ReportOutcome:
+def apply_report(session: Session, *, report: DeliveryReport, now: datetime) -> ReportOutcome:
     """Settle the delivery the report names, matching on vendor + vendor_ref + phone.
 
     Statuses only move forward: a report settles a delivery waiting for one, and changes a final
