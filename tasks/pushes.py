@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session
 
 from worker.app import app
-from worker.enums import Channel
+from worker.delivery_reports import AuditResult, DeliveryReport, InboundReply, VendorNews
 from worker.errors import ReportFormatError
 from worker.producer import enqueue_send
-from worker.reports import status_from_flag, status_from_word
 from worker.settings import get_settings
 from worker.store import (
-    Report,
     ReportOutcome,
     VendorPush,
     add_inbound,
@@ -68,137 +68,97 @@ def apply_stored_push(session: Session, *, push: VendorPush, now: datetime) -> s
     return outcome
 
 
+Summary = Callable[[list[str]], str]
+
+
+@dataclass(frozen=True)
+class PushKind:
+    """What comes to one callback address: `parse` turns a stored payload into its records
+    (raising `ReportFormatError`), `summary` makes the push's outcome from theirs, in order."""
+
+    parse: Callable[[dict[str, str]], Sequence[VendorNews]]
+    summary: Summary
+
+
+def one_record(outcomes: list[str]) -> str:
+    (outcome,) = outcomes
+    return outcome
+
+
+def all_matched(outcome: str) -> Summary:
+    """`outcome` once every record is applied; the push waits while any is unmatched."""
+
+    def summary(outcomes: list[str]) -> str:
+        return ReportOutcome.UNMATCHED if ReportOutcome.UNMATCHED in outcomes else outcome
+
+    return summary
+
+
+def counted(noun: str) -> Summary:
+    """`<count> <noun>` once every record is applied; the push waits while any is unmatched."""
+
+    def summary(outcomes: list[str]) -> str:
+        if ReportOutcome.UNMATCHED in outcomes:
+            return ReportOutcome.UNMATCHED
+        return f"{len(outcomes)} {noun}"
+
+    return summary
+
+
+def parse_fivec_page(payload: dict[str, str]) -> list[DeliveryReport]:
+    """A pulled 5C report page, stored by tasks.reports as base64 with its charset."""
+    return fivec.parse_report_records(
+        base64.b64decode(payload["body_base64"]), payload.get("encoding")
+    )
+
+
+def parse_chuangrui_mo(payload: dict[str, str]) -> list[InboundReply]:
+    length = get_settings().chuangrui_system_extno_length
+    return chuangrui.parse_mo_push(payload, system_extno_length=length)
+
+
+PUSH_KINDS: dict[tuple[str, str], PushKind] = {
+    ("veesing", "sms"): PushKind(lambda payload: [veesing.parse_push(payload)], one_record),
+    ("veesing", "mms"): PushKind(lambda payload: [veesing_mms.parse_push(payload)], one_record),
+    ("veesing", "voice"): PushKind(
+        lambda payload: [veesing_voice.parse_receipt_push(payload)], one_record
+    ),
+    # One report naming several numbers: it waits while any of them is not matched yet.
+    ("chuangrui", "report"): PushKind(chuangrui.parse_report_push, all_matched("applied")),
+    ("chuangrui", "mo"): PushKind(parse_chuangrui_mo, counted("inbound stored")),
+    ("fivec", "reports"): PushKind(parse_fivec_page, counted("reports applied")),
+}
+"""Every (vendor, kind) of push the API stores (its callback address) and how it is applied."""
+
+
 def apply_payload(session: Session, *, push: VendorPush, now: datetime) -> str:
     """Apply one push by its vendor and kind (the callback address it came to)."""
-    match (push.vendor, push.kind):
-        case ("veesing", "sms"):
-            parsed = veesing.parse_push(push.payload)
-            if isinstance(parsed, veesing.SmsReply):
-                return store_inbound(
-                    session,
-                    vendor=push.vendor,
-                    phone=parsed.mobile,
-                    content=parsed.content,
-                    vendor_ref=parsed.task_id,
-                    received_at=parsed.receive_time,
-                    now=now,
-                )
-            return apply_report(
-                session,
-                report=Report(
-                    push.vendor,
-                    Channel.SMS,
-                    parsed.task_id,
-                    parsed.mobile,
-                    status_from_flag(parsed.delivered),
-                    parsed.code,
-                    parsed.receive_time,
-                ),
-                now=now,
-            )
-        case ("veesing", "mms"):
-            mms_push = veesing_mms.parse_push(push.payload)
-            if isinstance(mms_push, veesing_mms.MmsAudit):
-                return apply_audit(session, audit=mms_push, now=now)
-            return apply_report(
-                session,
-                report=Report(
-                    push.vendor,
-                    Channel.MMS,
-                    mms_push.task_id,
-                    mms_push.mobile,
-                    status_from_flag(mms_push.delivered),
-                    None,
-                    mms_push.receive_time,
-                ),
-                now=now,
-            )
-        case ("veesing", "voice"):
-            call = veesing_voice.parse_receipt_push(push.payload)
-            detail = {"talk_time_s": call.talk_time_s, "remark": call.remark}
-            return apply_report(
-                session,
-                report=Report(
-                    push.vendor,
-                    Channel.VOICE,
-                    call.task_id,
-                    call.mobile,
-                    status_from_flag(call.delivered),
-                    call.code,
-                    call.receive_time,
-                    detail,
-                ),
-                now=now,
-            )
-        case ("chuangrui", "report"):
-            state = chuangrui.parse_report_push(push.payload)
-            outcomes = {
-                apply_report(
-                    session,
-                    report=Report(
-                        push.vendor,
-                        Channel.SMS,
-                        state.send_id,
-                        mobile,
-                        status_from_word(state.state),
-                        state.state,
-                        state.time,
-                    ),
-                    now=now,
-                )
-                for mobile in state.mobiles
-            }
-            # Wait for the whole push while any of its numbers is not matched yet.
-            return ReportOutcome.UNMATCHED if ReportOutcome.UNMATCHED in outcomes else "applied"
-        case ("fivec", "reports"):
-            records = fivec.parse_report_records(
-                base64.b64decode(push.payload["body_base64"]), push.payload.get("encoding")
-            )
-            outcomes = {
-                apply_report(
-                    session,
-                    report=Report(
-                        push.vendor,
-                        Channel.MMS,
-                        record.msgid,
-                        record.mobile,
-                        status_from_word(record.status),
-                        record.status,
-                        record.reported_at,
-                    ),
-                    now=now,
-                )
-                for record in records
-            }
-            if ReportOutcome.UNMATCHED in outcomes:
-                return ReportOutcome.UNMATCHED
-            return f"{len(records)} reports applied"
-        case ("chuangrui", "mo"):
-            uplinks = chuangrui.parse_mo_push(
-                push.payload, system_extno_length=get_settings().chuangrui_system_extno_length
-            )
-            for uplink in uplinks:
-                store_inbound(
-                    session,
-                    vendor=push.vendor,
-                    phone=uplink.mobile,
-                    content=uplink.content,
-                    vendor_ref=uplink.custom_extno or None,
-                    received_at=uplink.time,
-                    now=now,
-                )
-            return f"{len(uplinks)} inbound stored"
-    raise ReportFormatError(f"no parser for {push.vendor} {push.kind} pushes")
+    kind = PUSH_KINDS.get((push.vendor, push.kind))
+    if kind is None:
+        raise ReportFormatError(f"no parser for {push.vendor} {push.kind} pushes")
+    records = kind.parse(push.payload)
+    return kind.summary([apply_record(session, record=record, now=now) for record in records])
 
 
-def apply_audit(session: Session, *, audit: veesing_mms.MmsAudit, now: datetime) -> str:
+def apply_record(session: Session, *, record: VendorNews, now: datetime) -> str:
+    """Apply one record by what it tells."""
+    match record:
+        case DeliveryReport():
+            return apply_report(session, report=record, now=now)
+        case InboundReply():
+            return store_inbound(session, reply=record, now=now)
+        case AuditResult():
+            return apply_audit(session, audit=record, now=now)
+
+
+def apply_audit(session: Session, *, audit: AuditResult, now: datetime) -> str:
     """The vendor's audit of a created MMS: record it and move the jobs waiting on it."""
     if not decide_audit(
         session,
-        vendor="veesing",
-        ref=audit.task_id,
+        vendor=audit.vendor,
+        ref=audit.vendor_ref,
         approved=audit.approved,
-        reason=audit.message,
+        reason=audit.reason,
         now=now,
     ):
         return ReportOutcome.UNMATCHED
@@ -209,28 +169,20 @@ def apply_audit(session: Session, *, audit: veesing_mms.MmsAudit, now: datetime)
     return "approved" if audit.approved else "rejected"
 
 
-def store_inbound(
-    session: Session,
-    *,
-    vendor: str,
-    phone: str,
-    content: str,
-    vendor_ref: str | None,
-    received_at: datetime | None,
-    now: datetime,
-) -> str:
+def store_inbound(session: Session, *, reply: InboundReply, now: datetime) -> str:
     """Keep a reply; one that is an opt-out keyword suppresses the number's marketing."""
     add_inbound(
         session,
-        vendor=vendor,
-        phone=phone,
-        content=content,
-        vendor_ref=vendor_ref,
-        received_at=received_at,
+        vendor=reply.vendor,
+        phone=reply.phone,
+        content=reply.content,
+        vendor_ref=reply.vendor_ref,
+        received_at=reply.received_at,
         now=now,
     )
-    if is_opt_out(content):
-        suppress(session, phone=phone, reason=f"replied {content.strip()!r} via {vendor}", now=now)
+    if is_opt_out(reply.content):
+        reason = f"replied {reply.content.strip()!r} via {reply.vendor}"
+        suppress(session, phone=reply.phone, reason=reason, now=now)
         return "inbound stored; number suppressed"
     return "inbound stored"
 

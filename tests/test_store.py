@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import col
 
+from worker.delivery_reports import DeliveryReport
 from worker.enums import Channel, DeliveryStatus, JobStatus
 from worker.store import (
     Delivery,
     NewJob,
-    Report,
     ReportOutcome,
     apply_report,
     cancel_job,
@@ -185,8 +185,8 @@ def submitted_job() -> str:
 
 def report(
     phone: str, status: DeliveryStatus = DeliveryStatus.DELIVERED, ref: str = "T100"
-) -> Report:
-    return Report("veesing", Channel.SMS, ref, phone, status, "DELIVRD", NOW)
+) -> DeliveryReport:
+    return DeliveryReport("veesing", Channel.SMS, ref, phone, status, "DELIVRD", NOW)
 
 
 def test_a_report_settles_its_delivery_once_and_a_repeat_changes_nothing() -> None:
@@ -203,10 +203,10 @@ def test_a_report_settles_its_delivery_once_and_a_repeat_changes_nothing() -> No
 
 def test_a_later_final_report_changes_a_final_status_and_an_older_one_does_not() -> None:
     job_id = submitted_job()
-    first = Report(
+    first = DeliveryReport(
         "veesing", Channel.SMS, "T100", PHONES[0], DeliveryStatus.UNDELIVERED, "UNDELIV", NOW
     )
-    later = Report(
+    later = DeliveryReport(
         "veesing",
         Channel.SMS,
         "T100",
@@ -215,7 +215,7 @@ def test_a_later_final_report_changes_a_final_status_and_an_older_one_does_not()
         "DELIVRD",
         NOW + timedelta(1),
     )
-    older = Report(
+    older = DeliveryReport(
         "veesing",
         Channel.SMS,
         "T100",

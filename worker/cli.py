@@ -319,10 +319,21 @@ def reports_fivec(mobiles: tuple[str, ...], start: str, end: str, as_json: bool)
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     if as_json:
-        print_json([VendorReport.model_validate(r, from_attributes=True) for r in records])
+        print_json(
+            [
+                VendorReport(
+                    msgid=r.vendor_ref,
+                    mobile=r.phone,
+                    status=r.vendor_status or r.status.value,
+                    reported_at=r.reported_at,
+                    extno=r.extras.get("extno"),
+                )
+                for r in records
+            ]
+        )
         return
     for r in records:
-        click.echo(f"{iso(r.reported_at)}  {r.mobile}  {r.status:<8} msgid {r.msgid}")
+        click.echo(f"{iso(r.reported_at)}  {r.phone}  {r.vendor_status:<8} msgid {r.vendor_ref}")
     if not records:
         click.echo("no record")
 

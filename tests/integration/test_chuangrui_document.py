@@ -85,7 +85,8 @@ REPORT_STATES = {
     "ERR:104": "unknown",
     "MK:0005": "unknown",  # "其他: 網關內部狀態", a gateway's own word
 }
-"""Section 3.2's words and the status each must leave the recipient in (worker/reports.py)."""
+"""Section 3.2's words and the status each must leave the recipient in
+(worker/delivery_reports.py)."""
 
 
 def sign(secret: str, random: str, timestamp: str) -> str:

@@ -484,11 +484,12 @@ def test_pulled_records_in_every_layout_on_a_gbk_page_settle_each_recipient_once
         page.decode("utf-8")
     assert page.decode("gbk").count(";") == 5
     parsed = parse_report_records(page)
-    assert [(r.msgid, r.mobile, r.status, r.reported_at, r.extno) for r in parsed] == [
-        (msgid, m, state, shanghai_time(t), ext or None) for m, state, _, ext, t in records
-    ]
+    assert [
+        (r.vendor_ref, r.phone, r.vendor_status, r.reported_at, r.extras.get("extno"))
+        for r in parsed
+    ] == [(msgid, m, state, shanghai_time(t), ext or None) for m, state, _, ext, t in records]
     # (the 6-field layout's 编号 column is kept as `serial`, the others have none)
-    assert [r.serial is not None and r.serial.isdigit() for r in parsed] == [
+    assert [r.extras.get("serial", "").isdigit() for r in parsed] == [
         layout == "6" for _, _, layout, _, _ in records
     ]
 

@@ -9,6 +9,8 @@ from decimal import Decimal
 import pytest
 
 from tests.vendors.fakes import FakeVendor
+from worker.delivery_reports import DeliveryReport, InboundReply
+from worker.enums import Channel, DeliveryStatus
 from worker.errors import (
     AmbiguousOutcome,
     CallbackRejected,
@@ -25,9 +27,7 @@ from worker.vendors.chuangrui import (
     CHUANGRUI_CODES,
     Chuangrui,
     ChuangruiCredentials,
-    StatusReport,
     Submission,
-    Uplink,
     parse_balance_reply,
     parse_mo_push,
     parse_report_push,
@@ -295,7 +295,7 @@ def test_a_report_at_the_edge_of_the_window_is_accepted() -> None:
 
 
 def test_the_documented_report_example_is_parsed_with_its_state_verbatim() -> None:
-    report = parse_report_push(
+    reports = parse_report_push(
         {
             "name": "admin",
             "pwd": "12345",
@@ -306,22 +306,29 @@ def test_the_documented_report_example_is_parsed_with_its_state_verbatim() -> No
         }
     )
 
-    assert report == StatusReport(
-        send_id="12345",
-        mobiles=("13900210021",),
-        state="DELIVRD",
-        time=datetime(2013, 8, 20, 20, 11, 34, tzinfo=SHANGHAI),
-    )
+    assert reports == [
+        DeliveryReport(
+            vendor="chuangrui",
+            channel=Channel.SMS,
+            vendor_ref="12345",
+            phone="13900210021",
+            status=DeliveryStatus.DELIVERED,
+            vendor_status="DELIVRD",
+            reported_at=datetime(2013, 8, 20, 20, 11, 34, tzinfo=SHANGHAI),
+        )
+    ]
 
 
 def test_several_mobiles_sharing_one_state_are_all_in_the_report() -> None:
-    report = parse_report_push(
+    reports = parse_report_push(
         {"sendid": "7", "mobile": "13900210021, 13900210022", "state": "ERR:104"}
     )
 
-    assert report.mobiles == ("13900210021", "13900210022")
-    assert report.state == "ERR:104"
-    assert report.time is None
+    assert [r.phone for r in reports] == ["13900210021", "13900210022"]
+    assert [(r.vendor_ref, r.vendor_status, r.status) for r in reports] == [
+        ("7", "ERR:104", DeliveryStatus.UNKNOWN)
+    ] * 2
+    assert [r.reported_at for r in reports] == [None, None]
 
 
 @pytest.mark.parametrize(
@@ -358,24 +365,26 @@ MO_ARGS = (
 
 
 def test_the_documented_mo_example_splits_into_records_and_extension_parts() -> None:
-    uplinks = parse_mo_push(
+    replies = parse_mo_push(
         {"name": "admin", "pwd": "12345", "args": MO_ARGS}, system_extno_length=3
     )
 
-    assert uplinks == [
-        Uplink(
-            mobile="13800210021",
+    assert replies == [
+        InboundReply(
+            vendor="chuangrui",
+            phone="13800210021",
             content="content1",
-            time=datetime(2013, 8, 21, 21, 20, 11, tzinfo=SHANGHAI),
-            system_extno="008",
-            custom_extno="123",
+            vendor_ref="123",
+            received_at=datetime(2013, 8, 21, 21, 20, 11, tzinfo=SHANGHAI),
+            extras={"system_extno": "008"},
         ),
-        Uplink(
-            mobile="13978767656",
+        InboundReply(
+            vendor="chuangrui",
+            phone="13978767656",
             content="content2",
-            time=datetime(2013, 8, 21, 21, 20, 30, tzinfo=SHANGHAI),
-            system_extno="008",
-            custom_extno="456",
+            vendor_ref="456",
+            received_at=datetime(2013, 8, 21, 21, 20, 30, tzinfo=SHANGHAI),
+            extras={"system_extno": "008"},
         ),
     ]
 
@@ -386,15 +395,15 @@ def test_the_documented_mo_example_splits_into_records_and_extension_parts() -> 
     ids=["empty extension", "extension left out"],
 )
 def test_an_mo_without_an_extension_has_empty_parts(args: str) -> None:
-    (uplink,) = parse_mo_push({"args": args}, system_extno_length=3)
+    (reply,) = parse_mo_push({"args": args}, system_extno_length=3)
 
-    assert (uplink.content, uplink.system_extno, uplink.custom_extno) == ("回复", "", "")
+    assert (reply.content, reply.extras, reply.vendor_ref) == ("回复", {}, None)
 
 
 def test_blank_mo_records_are_skipped() -> None:
-    uplinks = parse_mo_push({"args": MO_ARGS + "#@@# #@@#"}, system_extno_length=3)
+    replies = parse_mo_push({"args": MO_ARGS + "#@@# #@@#"}, system_extno_length=3)
 
-    assert len(uplinks) == 2
+    assert len(replies) == 2
 
 
 @pytest.mark.parametrize(

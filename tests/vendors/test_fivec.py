@@ -12,6 +12,8 @@ from urllib.parse import unquote_plus
 import pytest
 
 from tests.vendors.fakes import FakeVendor
+from worker.delivery_reports import DeliveryReport
+from worker.enums import Channel, DeliveryStatus
 from worker.errors import (
     AmbiguousOutcome,
     InvalidInput,
@@ -28,7 +30,6 @@ from worker.vendors.fivec import (
     FIVEC_ERRORS,
     Fivec,
     FivecCredentials,
-    ReportRecord,
     parse_balance_reply,
     parse_report_records,
     parse_send_reply,
@@ -259,18 +260,30 @@ def test_no_record_is_no_records() -> None:
     assert parse_report_records(b" no record\r\n") == []
 
 
+DELIVERED = DeliveryStatus.DELIVERED
+
+
+def report(
+    msgid: str, mobile: str, status: DeliveryStatus, word: str, reported_at: datetime, **extras: str
+) -> DeliveryReport:
+    return DeliveryReport(
+        "fivec", Channel.MMS, msgid, mobile, status, word, reported_at, None, extras
+    )
+
+
 def test_the_documented_four_field_sample_is_parsed_despite_its_stray_space() -> None:
     assert parse_report_records(FOUR_FIELD_SAMPLE.encode()) == [
-        ReportRecord("30911175558600", "13811299999", "DELIVRD", at(2013, 9, 12, 9, 9, 31)),
-        ReportRecord("30911175558598", "13811299999", "DELIVRD", at(2013, 9, 12, 9, 9, 32)),
+        report("30911175558600", "13811299999", DELIVERED, "DELIVRD", at(2013, 9, 12, 9, 9, 31)),
+        report("30911175558598", "13811299999", DELIVERED, "DELIVRD", at(2013, 9, 12, 9, 9, 32)),
     ]
 
 
 def test_the_documented_five_field_sample_carries_the_extension() -> None:
     assert parse_report_records(FIVE_FIELD_SAMPLE.encode()) == [
-        ReportRecord(
+        report(
             "30911175558600",
             "13811299999",
+            DELIVERED,
             "DELIVRD",
             at(2013, 9, 12, 9, 9, 31),
             extno="3456",
@@ -280,17 +293,19 @@ def test_the_documented_five_field_sample_carries_the_extension() -> None:
 
 def test_the_documented_six_field_table_carries_extension_and_serial() -> None:
     assert parse_report_records(SIX_FIELD_SAMPLE.encode()) == [
-        ReportRecord(
+        report(
             "13568864638358",
             "13919214967",
+            DELIVERED,
             "DELIVRD",
             at(2012, 11, 15, 18, 19, 52),
             extno="3456",
             serial="2267476",
         ),
-        ReportRecord(
+        report(
             "13572813669546",
             "13910704663",
+            DeliveryStatus.UNDELIVERED,
             "UNDELIV",
             at(2012, 11, 15, 19, 39, 12),
             extno="5121",
@@ -302,8 +317,8 @@ def test_the_documented_six_field_table_carries_extension_and_serial() -> None:
 def test_an_empty_extension_is_none() -> None:
     (record,) = parse_report_records(b",30911175558600,13811299999,UNDELIV,2013-09-12 09:09:31")
 
-    assert record.extno is None
-    assert record.status == "UNDELIV"
+    assert "extno" not in record.extras
+    assert record.vendor_status == "UNDELIV"
 
 
 def test_blank_records_line_breaks_and_spaces_are_tolerated() -> None:
@@ -311,7 +326,7 @@ def test_blank_records_line_breaks_and_spaces_are_tolerated() -> None:
 
     (record,) = parse_report_records(body)
 
-    assert (record.msgid, record.mobile, record.status) == (
+    assert (record.vendor_ref, record.phone, record.vendor_status) == (
         "30911175558600",
         "13811299999",
         "DELIVRD",
@@ -321,13 +336,13 @@ def test_blank_records_line_breaks_and_spaces_are_tolerated() -> None:
 def test_layouts_may_mix_on_one_page() -> None:
     records = parse_report_records((FOUR_FIELD_SAMPLE + SIX_FIELD_SAMPLE).encode())
 
-    assert [r.serial for r in records] == [None, None, "2267476", "3921117"]
+    assert [r.extras.get("serial") for r in records] == [None, None, "2267476", "3921117"]
 
 
 def test_other_status_words_are_kept_verbatim() -> None:
     (record,) = parse_report_records(b"1,13811299999,MK:0005,2013-09-12 09:09:31")
 
-    assert record.status == "MK:0005"
+    assert record.vendor_status == "MK:0005"
 
 
 def test_a_gbk_page_reads_the_same_as_a_utf8_one() -> None:
@@ -336,7 +351,7 @@ def test_a_gbk_page_reads_the_same_as_a_utf8_one() -> None:
     from_gbk = parse_report_records(page.encode("gbk"))
 
     assert from_gbk == parse_report_records(page.encode("utf-8"))
-    assert from_gbk[0].status == "失败"
+    assert from_gbk[0].vendor_status == "失败"
 
 
 def test_gbk_bytes_that_are_also_valid_utf8_are_read_as_utf8_first() -> None:
@@ -345,7 +360,7 @@ def test_gbk_bytes_that_are_also_valid_utf8_are_read_as_utf8_first() -> None:
 
     (record,) = parse_report_records(page)
 
-    assert record.status == page.split(b",")[2].decode("utf-8")
+    assert record.vendor_status == page.split(b",")[2].decode("utf-8")
 
 
 @pytest.mark.parametrize(
@@ -412,7 +427,7 @@ def test_query_sends_unix_times_and_numbers_and_parses_the_records() -> None:
         ["13919214967", "13910704663"], start, end
     )
 
-    assert [r.mobile for r in records] == ["13919214967", "13910704663"]
+    assert [r.phone for r in records] == ["13919214967", "13910704663"]
     form = vendor.form()
     assert (form["from"], form["to"]) == ("1402903139", "1403017200")
     assert form["mobile"] == "13919214967,13910704663"

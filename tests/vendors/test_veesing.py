@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from tests.vendors.fakes import FakeVendor
+from worker.delivery_reports import DeliveryReport, InboundReply
+from worker.enums import Channel, DeliveryStatus
 from worker.errors import (
     AmbiguousOutcome,
     MessageRejected,
@@ -25,8 +27,6 @@ from worker.errors import (
 from worker.vendors.clock import SHANGHAI
 from worker.vendors.veesing import (
     VEESING_MESSAGES,
-    SmsReceipt,
-    SmsReply,
     VeesingCredentials,
     VeesingSms,
     normalise_message,
@@ -230,21 +230,23 @@ def test_a_receipt_push_is_parsed_with_its_code_and_shanghai_time() -> None:
         }
     )
 
-    assert push == SmsReceipt(
-        mobile="1508092****",
-        task_id="123",
-        delivered=True,
-        code="MA:0001",
-        receive_time=datetime(2019, 7, 23, 17, 0, tzinfo=SHANGHAI),
+    assert push == DeliveryReport(
+        vendor="veesing",
+        channel=Channel.SMS,
+        vendor_ref="123",
+        phone="1508092****",
+        status=DeliveryStatus.DELIVERED,
+        vendor_status="MA:0001",
+        reported_at=datetime(2019, 7, 23, 17, 0, tzinfo=SHANGHAI),
     )
 
 
 def test_a_receipt_push_with_status_0_is_undelivered() -> None:
     push = parse_push({"mobile": "15080920000", "taskid": "123", "status": "0"})
 
-    assert isinstance(push, SmsReceipt)
-    assert push.delivered is False
-    assert push.receive_time is None
+    assert isinstance(push, DeliveryReport)
+    assert push.status is DeliveryStatus.UNDELIVERED
+    assert push.reported_at is None
 
 
 def test_a_reply_push_is_told_apart_by_its_content() -> None:
@@ -257,11 +259,12 @@ def test_a_reply_push_is_told_apart_by_its_content() -> None:
         }
     )
 
-    assert push == SmsReply(
-        mobile="1508092****",
-        task_id="123",
+    assert push == InboundReply(
+        vendor="veesing",
+        phone="1508092****",
         content="收到",
-        receive_time=datetime(2019, 7, 23, 17, 0, tzinfo=SHANGHAI),
+        vendor_ref="123",
+        received_at=datetime(2019, 7, 23, 17, 0, tzinfo=SHANGHAI),
     )
 
 

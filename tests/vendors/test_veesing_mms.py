@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from tests.vendors.fakes import FakeVendor
+from worker.delivery_reports import AuditResult, DeliveryReport
+from worker.enums import Channel, DeliveryStatus
 from worker.errors import (
     AmbiguousOutcome,
     InvalidInput,
@@ -25,8 +27,6 @@ from worker.vendors.clock import SHANGHAI
 from worker.vendors.veesing import VeesingCredentials
 from worker.vendors.veesing_mms import (
     MMS_BALANCE_PATH,
-    MmsAudit,
-    MmsReceipt,
     VeesingMms,
     parse_audit_push,
     parse_push,
@@ -214,15 +214,17 @@ def test_a_read_timeout_on_send_is_ambiguous() -> None:
 
 
 def test_an_approved_audit_push_is_parsed() -> None:
-    assert parse_audit_push({"taskId": "123", "returnStatus": "1", "message": ""}) == MmsAudit(
-        task_id="123", approved=True, message=None
+    assert parse_audit_push({"taskId": "123", "returnStatus": "1", "message": ""}) == AuditResult(
+        vendor="veesing", vendor_ref="123", approved=True, reason=None
     )
 
 
 def test_a_refused_audit_push_keeps_the_reason() -> None:
     audit = parse_audit_push({"taskId": "123", "returnStatus": "0", "message": "内容不合规"})
 
-    assert audit == MmsAudit(task_id="123", approved=False, message="内容不合规")
+    assert audit == AuditResult(
+        vendor="veesing", vendor_ref="123", approved=False, reason="内容不合规"
+    )
 
 
 @pytest.mark.parametrize(
@@ -248,11 +250,14 @@ def test_a_receipt_push_is_parsed_in_shanghai_time() -> None:
         }
     )
 
-    assert receipt == MmsReceipt(
-        mobile="1508092****",
-        task_id="123",
-        delivered=True,
-        receive_time=datetime(2019, 7, 23, 17, 0, tzinfo=SHANGHAI),
+    assert receipt == DeliveryReport(
+        vendor="veesing",
+        channel=Channel.MMS,
+        vendor_ref="123",
+        phone="1508092****",
+        status=DeliveryStatus.DELIVERED,
+        vendor_status=None,
+        reported_at=datetime(2019, 7, 23, 17, 0, tzinfo=SHANGHAI),
     )
 
 
@@ -273,6 +278,6 @@ def test_one_callback_can_take_both_pushes() -> None:
     audit = parse_push({"taskId": "123", "returnStatus": "0", "message": "内容不合规"})
     receipt = parse_push({"mobile": "15080920000", "taskid": "123", "status": "0"})
 
-    assert isinstance(audit, MmsAudit)
-    assert isinstance(receipt, MmsReceipt)
-    assert receipt.delivered is False
+    assert isinstance(audit, AuditResult)
+    assert isinstance(receipt, DeliveryReport)
+    assert receipt.status is DeliveryStatus.UNDELIVERED

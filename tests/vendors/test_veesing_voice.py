@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from tests.vendors.fakes import FakeVendor
+from worker.delivery_reports import DeliveryReport
+from worker.enums import Channel, DeliveryStatus
 from worker.errors import (
     AmbiguousOutcome,
     InvalidInput,
@@ -25,7 +27,6 @@ from worker.vendors.clock import SHANGHAI
 from worker.vendors.veesing import VeesingCredentials
 from worker.vendors.veesing_voice import (
     VeesingVoice,
-    VoiceReceipt,
     parse_receipt_push,
     voice_problems,
 )
@@ -223,14 +224,15 @@ def test_the_documented_receipt_push_carries_talk_time_and_remark() -> None:
         }
     )
 
-    assert receipt == VoiceReceipt(
-        mobile="1508092****",
-        task_id="123",
-        delivered=True,
-        code="1",
-        receive_time=datetime(2019, 7, 23, 17, 0, tzinfo=SHANGHAI),
-        talk_time_s=12,
-        remark="接收成功",
+    assert receipt == DeliveryReport(
+        vendor="veesing",
+        channel=Channel.VOICE,
+        vendor_ref="123",
+        phone="1508092****",
+        status=DeliveryStatus.DELIVERED,
+        vendor_status="1",
+        reported_at=datetime(2019, 7, 23, 17, 0, tzinfo=SHANGHAI),
+        detail={"talk_time_s": 12, "remark": "接收成功"},
     )
 
 
@@ -239,7 +241,10 @@ def test_an_unanswered_call_may_have_no_talk_time() -> None:
         {"mobile": "15080920000", "taskid": "123", "status": "0", "talktime": "", "remark": ""}
     )
 
-    assert (receipt.delivered, receipt.talk_time_s, receipt.remark) == (False, None, None)
+    assert (receipt.status, receipt.detail) == (
+        DeliveryStatus.UNDELIVERED,
+        {"talk_time_s": None, "remark": None},
+    )
 
 
 @pytest.mark.parametrize(

@@ -59,7 +59,7 @@ from worker.store.pushes import (
     push_digest,
     record_push,
 )
-from worker.store.reports import Report, ReportOutcome, apply_report
+from worker.store.reports import ReportOutcome, apply_report
 from worker.store.suppressions import suppress, suppressed_among, suppressions, unsuppress
 from worker.store.sweeper import (
     expire_stale_sending,
@@ -115,7 +115,6 @@ __all__ = [  # noqa: RUF022 (grouped by module, not sorted)
     "set_content_ref",
     "settle_audits",
     # vendor reports
-    "Report",
     "ReportOutcome",
     "apply_report",
     # vendor pushes and inbound replies

@@ -1,12 +1,12 @@
 """Delivery reports: a vendor's word on one phone of one batch, applied to the delivery it names.
 
-`Report` is the store's input record; `apply_report` matches it (vendor + vendor_ref + phone) and
-moves the delivery forward, and `ReportOutcome` says what happened.
+The input is the vendor-neutral `DeliveryReport` of worker/delivery_reports.py; `apply_report`
+matches it (vendor + vendor_ref + phone) and moves the delivery forward, and `ReportOutcome` says
+what happened.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -14,23 +14,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from worker.enums import FINAL, REPORTABLE, Channel, DeliveryStatus
+from worker.delivery_reports import DeliveryReport
+from worker.enums import FINAL, REPORTABLE, DeliveryStatus
 from worker.store.deliveries import ids_in, move_deliveries
 from worker.store.models import Delivery
-
-
-@dataclass(frozen=True)
-class Report:
-    """A vendor's delivery report for one phone of one vendor batch, from a push or a pull."""
-
-    vendor: str
-    channel: Channel
-    vendor_ref: str
-    phone: str
-    status: DeliveryStatus
-    vendor_status: str | None
-    reported_at: datetime | None
-    detail: dict[str, Any] | None = None
 
 
 class ReportOutcome(StrEnum):
@@ -39,7 +26,7 @@ class ReportOutcome(StrEnum):
     UNMATCHED = "unmatched"  # no delivery has that vendor_ref and phone (yet)
 
 
-def apply_report(session: Session, *, report: Report, now: datetime) -> ReportOutcome:
+def apply_report(session: Session, *, report: DeliveryReport, now: datetime) -> ReportOutcome:
     """Settle the delivery the report names, matching on vendor + vendor_ref + phone.
 
     Statuses only move forward: a report settles a delivery waiting for one, and changes a final

@@ -15,20 +15,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 import httpx
 
+from worker.delivery_reports import DeliveryReport, InboundReply, status_from_word
+from worker.enums import Channel
 from worker.errors import (
     AmbiguousOutcome,
     CallbackRejected,
     FieldProblem,
     InvalidInput,
     MessageRejected,
-    NotSent,
     RecipientRejected,
     ReportFormatError,
     TransientError,
@@ -36,6 +37,7 @@ from worker.errors import (
     VendorBlocked,
 )
 from worker.vendors.clock import SHANGHAI, parse_vendor_time
+from worker.vendors.codes import ErrorClass, refusal
 from worker.vendors.transport import exchange
 
 VENDOR = "chuangrui"
@@ -47,37 +49,21 @@ MO_FIELD_SEPARATOR = "#@#"
 MO_RECORD_SEPARATOR = "#@@#"
 
 
-def _message(reply: str) -> NotSent:
-    return MessageRejected(VENDOR, reply)
-
-
-def _recipient(reply: str) -> NotSent:
-    return RecipientRejected(VENDOR, reply)
-
-
-def _blocked(reply: str) -> NotSent:
-    return VendorBlocked(VENDOR, reply)
-
-
-def _transient(reply: str) -> NotSent:
-    return TransientError(VENDOR, reply)
-
-
-CHUANGRUI_CODES: Mapping[str, Callable[[str], NotSent]] = {
-    "1": _message,  # 含有敏感詞匯
-    "2": _message,  # 含有敏感詞匯
-    "3": _recipient,  # 沒有號碼: none of the numbers given is usable
-    "4": _message,  # 包含sql語句
-    "10": _blocked,  # 賬號不存在
-    "11": _blocked,  # 賬號注銷
-    "12": _blocked,  # 賬號停用
-    "13": _blocked,  # IP鑒權失敗
-    "14": _message,  # 格式錯誤: the request is malformed; sending it again fails the same way
-    "-1": _transient,  # 系統異常
+CHUANGRUI_CODES: Mapping[str, ErrorClass] = {
+    "1": MessageRejected,  # 含有敏感詞匯
+    "2": MessageRejected,  # 含有敏感詞匯
+    "3": RecipientRejected,  # 沒有號碼: none of the numbers given is usable
+    "4": MessageRejected,  # 包含sql語句
+    "10": VendorBlocked,  # 賬號不存在
+    "11": VendorBlocked,  # 賬號注銷
+    "12": VendorBlocked,  # 賬號停用
+    "13": VendorBlocked,  # IP鑒權失敗
+    "14": MessageRejected,  # 格式錯誤: a malformed request; sending it again fails the same way
+    "-1": TransientError,  # 系統異常
 }
 """Every failure code of section 1.7.3 (send) and the class it raises; 0 is success."""
 
-BALANCE_CODES: Mapping[str, Callable[[str], NotSent]] = {
+BALANCE_CODES: Mapping[str, ErrorClass] = {
     code: CHUANGRUI_CODES[code] for code in ("10", "11", "12", "13")
 }
 """Every failure code of section 2.4 (balance); the others are undocumented there."""
@@ -115,12 +101,9 @@ def _reply_fields(body: bytes) -> list[str]:
     return [part.strip() for part in text.split(",", 5)]
 
 
-def _raise_failure(fields: list[str], table: Mapping[str, Callable[[str], NotSent]]) -> None:
+def _raise_failure(fields: list[str], table: Mapping[str, ErrorClass]) -> None:
     reply = ",".join(fields)[:200]
-    raise_error = table.get(fields[0])
-    if raise_error is None:
-        raise UnknownReply(VENDOR, f"undocumented reply: {reply!r}")
-    raise raise_error(reply)
+    raise refusal(VENDOR, table, fields[0], reply, undocumented=f"undocumented reply: {reply!r}")
 
 
 def parse_send_reply(body: bytes) -> Submission:
@@ -271,69 +254,52 @@ def verify_push_login(
             raise CallbackRejected(f"chuangrui push {key} does not match")
 
 
-@dataclass(frozen=True)
-class StatusReport:
-    """A status-report push: one `state` for every number in `mobiles` (section 3.1).
-
-    `state` is the vendor's word verbatim (DELIVRD, UNDELIV, ERR:104, ...); `time` is the first
-    number's report time.
-    """
-
-    send_id: str
-    mobiles: tuple[str, ...]
-    state: str
-    time: datetime | None
-
-
-def parse_report_push(fields: Mapping[str, str]) -> StatusReport:
+def parse_report_push(fields: Mapping[str, str]) -> list[DeliveryReport]:
     """Parse a status-report push (`sendid`, `time`, `mobile`, `state`), once
-    `verify_report_signature` has accepted it.
+    `verify_report_signature` has accepted it: one report per number in `mobile`, all with the
+    push's `state` (section 3.1).
 
-    Raises `ReportFormatError` naming the missing or malformed field.
+    `state` is kept verbatim as the vendor status (DELIVRD, UNDELIV, ERR:104, ...); `time` is
+    the first number's report time. Raises `ReportFormatError` naming the missing or malformed
+    field.
     """
     send_id = _required(fields, "sendid")
     state = _required(fields, "state")
     if any(char.isspace() for char in state):
         raise ReportFormatError(f"state has whitespace in it: {state!r}")
-    mobiles = tuple(part.strip() for part in _required(fields, "mobile").split(","))
+    mobiles = [part.strip() for part in _required(fields, "mobile").split(",")]
     for mobile in mobiles:
         if not DIGITS.match(mobile):
             raise ReportFormatError(f"mobile is not a list of numbers: {fields['mobile']!r}")
-    return StatusReport(
-        send_id=send_id,
-        mobiles=mobiles,
-        state=state,
-        time=parse_vendor_time(fields.get("time"), field="time"),
-    )
+    time = parse_vendor_time(fields.get("time"), field="time")
+    return [
+        DeliveryReport(
+            vendor=VENDOR,
+            channel=Channel.SMS,
+            vendor_ref=send_id,
+            phone=mobile,
+            status=status_from_word(state),
+            vendor_status=state,
+            reported_at=time,
+        )
+        for mobile in mobiles
+    ]
 
 
-@dataclass(frozen=True)
-class Uplink:
-    """One MO message: what a handset sent to our number (section 4.1).
-
-    `system_extno` is the vendor's part of the extension, `custom_extno` ours (the `extno` we
-    sent with); either may be empty.
-    """
-
-    mobile: str
-    content: str
-    time: datetime | None
-    system_extno: str
-    custom_extno: str
-
-
-def parse_mo_push(fields: Mapping[str, str], *, system_extno_length: int) -> list[Uplink]:
+def parse_mo_push(fields: Mapping[str, str], *, system_extno_length: int) -> list[InboundReply]:
     """Parse the `args` of an MO push: records split by `#@@#`, fields by `#@#`
-    (mobile, content, time, system extension + custom extension).
+    (mobile, content, time, system extension + custom extension), one reply per record.
 
     The vendor advises splitting the extension by the system part's length, which only the
     account's configuration knows, hence `system_extno_length` (3 in the document's example).
+    The custom part (the `extno` we sent with) is the reply's `vendor_ref`, the system part is
+    kept in its extras as `system_extno`; either may be empty, and is then left out.
     Blank records are skipped; anything else malformed raises `ReportFormatError`.
     """
     args = fields.get("args")
     if args is None or not args.strip():
         raise ReportFormatError("args is missing")
-    uplinks: list[Uplink] = []
+    replies: list[InboundReply] = []
     for index, record in enumerate(args.split(MO_RECORD_SEPARATOR)):
         if not record.strip():
             continue
@@ -349,16 +315,18 @@ def parse_mo_push(fields: Mapping[str, str], *, system_extno_length: int) -> lis
             raise ReportFormatError(f"MO record {index}: mobile is not a number: {mobile!r}")
         if extno and not DIGITS.match(extno):
             raise ReportFormatError(f"MO record {index}: extension is not digits: {extno!r}")
-        uplinks.append(
-            Uplink(
-                mobile=mobile,
+        system_extno = extno[:system_extno_length]
+        replies.append(
+            InboundReply(
+                vendor=VENDOR,
+                phone=mobile,
                 content=content,
-                time=parse_vendor_time(time, field=f"MO record {index} time"),
-                system_extno=extno[:system_extno_length],
-                custom_extno=extno[system_extno_length:],
+                vendor_ref=extno[system_extno_length:] or None,
+                received_at=parse_vendor_time(time, field=f"MO record {index} time"),
+                extras={"system_extno": system_extno} if system_extno else {},
             )
         )
-    return uplinks
+    return replies
 
 
 def _required(fields: Mapping[str, str], name: str) -> str:

@@ -17,7 +17,7 @@ import base64
 import hashlib
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -25,12 +25,13 @@ from urllib.parse import quote_plus
 
 import httpx
 
+from worker.delivery_reports import DeliveryReport, status_from_word
+from worker.enums import Channel
 from worker.errors import (
     AmbiguousOutcome,
     FieldProblem,
     InvalidInput,
     MessageRejected,
-    NotSent,
     RecipientRejected,
     ReportFormatError,
     UnknownReply,
@@ -38,6 +39,7 @@ from worker.errors import (
 )
 from worker.mms import Media, Mms, encode_for_fivec, fivec_title_problems, validate_for_fivec
 from worker.vendors.clock import SHANGHAI
+from worker.vendors.codes import ErrorClass, refusal
 from worker.vendors.transport import exchange
 
 VENDOR = "fivec"
@@ -56,29 +58,17 @@ REPORT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 REPORT_TIME = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2})([0-9]{2}:[0-9]{2}:[0-9]{2})$")
 
 
-def _blocked(reply: str) -> NotSent:
-    return VendorBlocked(VENDOR, reply)
-
-
-def _message(reply: str) -> NotSent:
-    return MessageRejected(VENDOR, reply)
-
-
-def _recipient(reply: str) -> NotSent:
-    return RecipientRejected(VENDOR, reply)
-
-
-FIVEC_ERRORS: Mapping[str, Callable[[str], NotSent]] = {
-    "missing apikey": _blocked,  # APIKEY 为空: our configuration
-    "missing password": _blocked,  # 密码为空: our configuration
-    "missing message title": _message,  # 彩信标题为空
-    "missing recipient": _recipient,  # 号码为空: no usable number in the request
-    "account is blocked": _blocked,  # 帐号被禁用
-    "unrecognized encoding": _message,  # 编码未能识别
-    "apikey or password error": _blocked,  # APIKEY 或密码错误
-    "unauthorized ip address": _blocked,  # 未授权 IP 地址
-    "account balance is insufficient": _blocked,  # 余额不足
-    "mms body too long": _message,  # 彩信文件过大 (written "Error:MMS body too long.")
+FIVEC_ERRORS: Mapping[str, ErrorClass] = {
+    "missing apikey": VendorBlocked,  # APIKEY 为空: our configuration
+    "missing password": VendorBlocked,  # 密码为空: our configuration
+    "missing message title": MessageRejected,  # 彩信标题为空
+    "missing recipient": RecipientRejected,  # 号码为空: no usable number in the request
+    "account is blocked": VendorBlocked,  # 帐号被禁用
+    "unrecognized encoding": MessageRejected,  # 编码未能识别
+    "apikey or password error": VendorBlocked,  # APIKEY 或密码错误
+    "unauthorized ip address": VendorBlocked,  # 未授权 IP 地址
+    "account balance is insufficient": VendorBlocked,  # 余额不足
+    "mms body too long": MessageRejected,  # 彩信文件过大 (written "Error:MMS body too long.")
 }
 """Every reason of sections 2.2, 3.2 and 4.2, as `reason_key` normalises it, and its class.
 
@@ -115,10 +105,13 @@ def _raise_error_reply(text: str) -> None:
     prefix, colon, reason = text.partition(":")
     if not colon or prefix.strip().lower() != "error":
         return
-    raise_error = FIVEC_ERRORS.get(reason_key(reason))
-    if raise_error is None:
-        raise UnknownReply(VENDOR, f"undocumented error: {text[:200]!r}")
-    raise raise_error(text[:200])
+    raise refusal(
+        VENDOR,
+        FIVEC_ERRORS,
+        reason_key(reason),
+        text[:200],
+        undocumented=f"undocumented error: {text[:200]!r}",
+    )
 
 
 def parse_send_reply(body: bytes) -> str:
@@ -188,22 +181,6 @@ def encode_batch_xml(title: str, picture: Media, texts: Mapping[str, str]) -> st
 # Reports (section 5) -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ReportRecord:
-    """One delivery report. `status` is 5C's word verbatim (DELIVRD, UNDELIV, ...).
-
-    `extno` is the account's extension (None when the record has none or it is empty);
-    `serial` is the 编号 column, present only in the six-field layout.
-    """
-
-    msgid: str
-    mobile: str
-    status: str
-    reported_at: datetime
-    extno: str | None = None
-    serial: str | None = None
-
-
 def decode_report_body(body: bytes, encoding: str | None = None) -> str:
     """The report page as text (section 5.1: "UTF-8、GBK"): in the charset the reply declared,
     when it did; else strict UTF-8 first, then GBK. Short GBK text can also be valid UTF-8, so
@@ -225,8 +202,13 @@ class ReportPage:
     charset: str | None
 
 
-def parse_report_records(body: bytes, encoding: str | None = None) -> list[ReportRecord]:
+def parse_report_records(body: bytes, encoding: str | None = None) -> list[DeliveryReport]:
     """Every record of a report page (sections 5.1.5 and 5.1.6); `no record` is an empty list.
+
+    Each is a report of the MMS `msgid` to `mobile`, with 5C's word kept verbatim as the vendor
+    status (DELIVRD, UNDELIV, ...). The account's extension and the 编号 column (only in the
+    six-field layout) are kept in its extras as `extno` and `serial`, left out when absent or
+    empty.
 
     Records are separated by `;`, fields by `,`, in one of three layouts:
     4 fields `msgid,mobile,status,time`; 5 fields `extno,msgid,mobile,status,time`;
@@ -239,14 +221,14 @@ def parse_report_records(body: bytes, encoding: str | None = None) -> list[Repor
         return []
     if not text:
         raise ReportFormatError("empty report body (5C writes 'no record' when it has none)")
-    records: list[ReportRecord] = []
+    records: list[DeliveryReport] = []
     for index, record in enumerate(text.split(";")):
         if record.strip():
             records.append(_parse_record(index, record))
     return records
 
 
-def _parse_record(index: int, record: str) -> ReportRecord:
+def _parse_record(index: int, record: str) -> DeliveryReport:
     fields = [part.strip() for part in record.split(",")]
     where = f"report record {index} ({record.strip()[:120]!r})"
     extno: str | None = None
@@ -268,13 +250,18 @@ def _parse_record(index: int, record: str) -> ReportRecord:
         raise ReportFormatError(f"{where}: serial is not a number: {serial!r}")
     if not status or any(char.isspace() for char in status):
         raise ReportFormatError(f"{where}: status is empty or has whitespace: {status!r}")
-    return ReportRecord(
-        msgid=msgid,
-        mobile=mobile,
-        status=status,
+    extras = {"extno": extno} if extno else {}
+    if serial is not None:
+        extras["serial"] = serial
+    return DeliveryReport(
+        vendor=VENDOR,
+        channel=Channel.MMS,
+        vendor_ref=msgid,
+        phone=mobile,
+        status=status_from_word(status),
+        vendor_status=status,
         reported_at=_report_time(time, where),
-        extno=extno or None,
-        serial=serial,
+        extras=extras,
     )
 
 
@@ -349,7 +336,7 @@ class Fivec:
 
     def query_reports(
         self, mobiles: Sequence[str], start: datetime, end: datetime
-    ) -> list[ReportRecord]:
+    ) -> list[DeliveryReport]:
         """The reports of some numbers between two times (sections 5.1.3 and 5.1.4).
 
         The query can be asked again, so the page is parsed here rather than stored first.

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 import httpx
 
+from worker.delivery_reports import DeliveryReport, InboundReply, status_from_flag
+from worker.enums import Channel
 from worker.errors import (
     AmbiguousOutcome,
     MessageRejected,
-    NotSent,
     QuotaExceeded,
     RateLimited,
     RecipientRejected,
@@ -31,6 +33,7 @@ from worker.errors import (
     VendorBlocked,
 )
 from worker.vendors.clock import SHANGHAI, parse_vendor_time
+from worker.vendors.codes import ErrorClass, refusal
 from worker.vendors.transport import exchange
 
 VENDOR = "veesing"
@@ -40,48 +43,20 @@ SEND_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 ONE_MINUTE_S = 60.0
 
 
-def _rate_limited(reply: str) -> NotSent:
-    return RateLimited(VENDOR, reply, retry_after_s=ONE_MINUTE_S)
-
-
-def _number_quota(reply: str) -> NotSent:
-    return QuotaExceeded(VENDOR, reply, scope="number")
-
-
-def _account_quota(reply: str) -> NotSent:
-    return QuotaExceeded(VENDOR, reply, scope="account")
-
-
-def _blocked(reply: str) -> NotSent:
-    return VendorBlocked(VENDOR, reply)
-
-
-def _message(reply: str) -> NotSent:
-    return MessageRejected(VENDOR, reply)
-
-
-def _recipient(reply: str) -> NotSent:
-    return RecipientRejected(VENDOR, reply)
-
-
-def _transient(reply: str) -> NotSent:
-    return TransientError(VENDOR, reply)
-
-
-VEESING_MESSAGES: Mapping[str, Callable[[str], NotSent]] = {
-    "账号或密码错误": _blocked,
-    "缺少参数": _message,
-    "参数错误": _message,
-    "模板不存在或者未通过": _message,
-    "模板id格式不正确": _message,
-    "您的账户已被锁定,请联系您的专属客服": _blocked,
-    "余额不足": _blocked,
-    "手机号码格式不正确": _recipient,
-    "该号码今日发送次数已达上限": _number_quota,
-    "相同手机号码一分钟之内只可发送一次": _rate_limited,
-    "当日发送量已超出最大发送限制": _account_quota,
-    "未知原因,请联系客服": _transient,
-    "IP受限": _blocked,
+VEESING_MESSAGES: Mapping[str, ErrorClass] = {
+    "账号或密码错误": VendorBlocked,
+    "缺少参数": MessageRejected,
+    "参数错误": MessageRejected,
+    "模板不存在或者未通过": MessageRejected,
+    "模板id格式不正确": MessageRejected,
+    "您的账户已被锁定,请联系您的专属客服": VendorBlocked,
+    "余额不足": VendorBlocked,
+    "手机号码格式不正确": RecipientRejected,
+    "该号码今日发送次数已达上限": partial(QuotaExceeded, scope="number"),
+    "相同手机号码一分钟之内只可发送一次": partial(RateLimited, retry_after_s=ONE_MINUTE_S),
+    "当日发送量已超出最大发送限制": partial(QuotaExceeded, scope="account"),
+    "未知原因,请联系客服": TransientError,
+    "IP受限": VendorBlocked,
 }
 """Every failure message in the SMS document (status code 0) and the class it raises.
 
@@ -136,10 +111,9 @@ def parse_reply(body: bytes) -> VeesingReply:
             success_counts=_optional_int(payload.get("successCounts")),
         )
     if status == "0":
-        raise_error = VEESING_MESSAGES.get(message)
-        if raise_error is None:
-            raise UnknownReply(VENDOR, f"returnStatus 0: {message!r}")
-        raise raise_error(message)
+        raise refusal(
+            VENDOR, VEESING_MESSAGES, message, message, undocumented=f"returnStatus 0: {message!r}"
+        )
     raise UnknownReply(VENDOR, f"returnStatus {status!r}: {message!r}")
 
 
@@ -222,50 +196,33 @@ class VeesingSms(VeesingProduct):
         return GroupSubmission(reply.task_id, reply.success_counts, reply.remain_point)
 
 
-@dataclass(frozen=True)
-class SmsReceipt:
-    """A delivery receipt push: `delivered` is the document's status 1, `code` the carrier's."""
-
-    mobile: str
-    task_id: str
-    delivered: bool
-    code: str | None
-    receive_time: datetime | None
-
-
-@dataclass(frozen=True)
-class SmsReply:
-    """A reply (MO) push: what the handset's owner wrote back."""
-
-    mobile: str
-    task_id: str | None
-    content: str
-    receive_time: datetime | None
-
-
-def parse_push(form: Mapping[str, str]) -> SmsReceipt | SmsReply:
+def parse_push(form: Mapping[str, str]) -> DeliveryReport | InboundReply:
     """Parse one receipt or reply push (section 2 of the document): reply pushes carry `content`.
 
-    Raises `ReportFormatError` naming the missing or malformed field.
+    A receipt's status 1 is delivered, 0 undelivered; its `code` (the carrier's) is kept as the
+    vendor status. Raises `ReportFormatError` naming the missing or malformed field.
     """
     mobile = _required(form, "mobile")
     receive_time = parse_vendor_time(form.get("receivetime"), field="receivetime")
     if "content" in form:
-        return SmsReply(
-            mobile=mobile,
-            task_id=_optional_str(form.get("taskid")),
+        return InboundReply(
+            vendor=VENDOR,
+            phone=mobile,
             content=form["content"],
-            receive_time=receive_time,
+            vendor_ref=_optional_str(form.get("taskid")),
+            received_at=receive_time,
         )
     status = _required(form, "status")
     if status not in ("0", "1"):
         raise ReportFormatError(f"status must be 1 or 0, got {status!r}")
-    return SmsReceipt(
-        mobile=mobile,
-        task_id=_required(form, "taskid"),
-        delivered=status == "1",
-        code=_optional_str(form.get("code")),
-        receive_time=receive_time,
+    return DeliveryReport(
+        vendor=VENDOR,
+        channel=Channel.SMS,
+        vendor_ref=_required(form, "taskid"),
+        phone=mobile,
+        status=status_from_flag(status == "1"),
+        vendor_status=_optional_str(form.get("code")),
+        reported_at=receive_time,
     )
 
 

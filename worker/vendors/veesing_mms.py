@@ -12,9 +12,11 @@ The balance address differs between the document's table (`/mmsApi/getBalance`) 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from worker.delivery_reports import AuditResult, DeliveryReport, InboundReply
+from worker.enums import Channel
 from worker.errors import AmbiguousOutcome, ReportFormatError, UnknownReply
 from worker.mms import Mms, encode_for_veesing, validate_for_veesing
 from worker.vendors import veesing
@@ -72,59 +74,33 @@ class VeesingMms(VeesingProduct):
         return MmsSubmission(reply.task_id, reply.success_counts, reply.remain_point)
 
 
-@dataclass(frozen=True)
-class MmsAudit:
-    """The audit-result push (section 3): the vendor's review of a sent batch.
+def parse_audit_push(form: Mapping[str, str]) -> AuditResult:
+    """Parse an audit-result push (section 3: `taskId`, `returnStatus` 0/1, `message`).
 
-    `approved` is `returnStatus` 1; a refused batch (0) is never delivered, and `message` says
-    why (e.g. 内容不合规).
-    """
-
-    task_id: str
-    approved: bool
-    message: str | None
-
-
-@dataclass(frozen=True)
-class MmsReceipt:
-    """The receipt push (section 4): `delivered` is status 1. It carries no carrier code."""
-
-    mobile: str
-    task_id: str
-    delivered: bool
-    receive_time: datetime | None
-
-
-def parse_audit_push(form: Mapping[str, str]) -> MmsAudit:
-    """Parse an audit-result push (`taskId`, `returnStatus` 0/1, `message`).
-
-    Raises `ReportFormatError` naming the missing or malformed field.
+    `returnStatus` 1 approves; a refused batch (0) is never delivered, and `message` says why
+    (e.g. 内容不合规). Raises `ReportFormatError` naming the missing or malformed field.
     """
     task_id = _required(form, "taskId")
     status = _required(form, "returnStatus")
     if status not in ("0", "1"):
         raise ReportFormatError(f"returnStatus must be 1 or 0, got {status!r}")
     message = (form.get("message") or "").strip() or None
-    return MmsAudit(task_id=task_id, approved=status == "1", message=message)
+    return AuditResult(vendor=VENDOR, vendor_ref=task_id, approved=status == "1", reason=message)
 
 
-def parse_receipt_push(form: Mapping[str, str]) -> MmsReceipt:
-    """Parse a receipt push (`mobile`, `taskid`, `status`, `receivetime`).
+def parse_receipt_push(form: Mapping[str, str]) -> DeliveryReport:
+    """Parse a receipt push (section 4: `mobile`, `taskid`, `status`, `receivetime`).
 
-    The fields are the SMS receipt's without `code`, so `veesing.parse_push` reads them.
+    The fields are the SMS receipt's without `code`, so `veesing.parse_push` reads them; the
+    receipt carries no carrier code, so it has no vendor status.
     """
     parsed = veesing.parse_push(form)
-    if isinstance(parsed, veesing.SmsReply):
+    if isinstance(parsed, InboundReply):
         raise ReportFormatError("a reply push (it has content); MMS pushes only receipts")
-    return MmsReceipt(
-        mobile=parsed.mobile,
-        task_id=parsed.task_id,
-        delivered=parsed.delivered,
-        receive_time=parsed.receive_time,
-    )
+    return replace(parsed, channel=Channel.MMS, vendor_status=None)
 
 
-def parse_push(form: Mapping[str, str]) -> MmsAudit | MmsReceipt:
+def parse_push(form: Mapping[str, str]) -> AuditResult | DeliveryReport:
     """Parse either push, for a callback address that receives both: audits carry
     `returnStatus`, receipts `status`."""
     if "returnStatus" in form:

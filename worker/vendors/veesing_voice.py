@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
 from typing import Literal
 
+from worker.delivery_reports import DeliveryReport, InboundReply
+from worker.enums import Channel
 from worker.errors import AmbiguousOutcome, FieldProblem, InvalidInput, ReportFormatError
 from worker.mms import EMOJI
 from worker.vendors import veesing
@@ -101,40 +102,24 @@ class VeesingVoice(VeesingProduct):
         return VoiceSubmission(reply.task_id, reply.success_counts, reply.remain_point)
 
 
-@dataclass(frozen=True)
-class VoiceReceipt:
-    """A receipt push: `delivered` is status 1; `code` the gateway's code (网关回执码);
-    `talk_time_s` the seconds the call lasted; `remark` the vendor's note (接收成功)."""
-
-    mobile: str
-    task_id: str
-    delivered: bool
-    code: str | None
-    receive_time: datetime | None
-    talk_time_s: int | None
-    remark: str | None
-
-
-def parse_receipt_push(form: Mapping[str, str]) -> VoiceReceipt:
+def parse_receipt_push(form: Mapping[str, str]) -> DeliveryReport:
     """Parse a receipt push (`mobile`, `taskid`, `status`, `code`, `receivetime`, `talktime`,
     `remark`).
 
-    The first five are the SMS receipt's, read by `veesing.parse_push`. `talktime` and `remark`
-    may be empty (an unanswered call has no talk time); a `talktime` that is not a whole number
-    of seconds raises `ReportFormatError`.
+    The first five are the SMS receipt's, read by `veesing.parse_push`: status 1 is delivered,
+    `code` is the gateway's code (网关回执码). `talktime` (the seconds the call lasted) and
+    `remark` (the vendor's note, 接收成功) are kept in the report's detail as `talk_time_s` and
+    `remark`; either may be empty (an unanswered call has no talk time), and a `talktime` that is
+    not a whole number of seconds raises `ReportFormatError`.
     """
     parsed = veesing.parse_push(form)
-    if isinstance(parsed, veesing.SmsReply):
+    if isinstance(parsed, InboundReply):
         raise ReportFormatError("a reply push (it has content); voice pushes only receipts")
-    return VoiceReceipt(
-        mobile=parsed.mobile,
-        task_id=parsed.task_id,
-        delivered=parsed.delivered,
-        code=parsed.code,
-        receive_time=parsed.receive_time,
-        talk_time_s=_talk_time_s(form.get("talktime")),
-        remark=(form.get("remark") or "").strip() or None,
-    )
+    detail = {
+        "talk_time_s": _talk_time_s(form.get("talktime")),
+        "remark": (form.get("remark") or "").strip() or None,
+    }
+    return replace(parsed, channel=Channel.VOICE, detail=detail)
 
 
 def _talk_time_s(value: str | None) -> int | None:
