@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import Annotated, Literal
 
 import redis
@@ -32,6 +31,7 @@ from worker.messages import (
     VoiceRequest,
     normalise_mobile,
 )
+from worker.names import APPLY_PUSH_TASK, CHUANGRUI_REPORT_SEEN_KEY_PREFIX
 from worker.producer import (
     Accepted,
     submit_mms,
@@ -39,6 +39,7 @@ from worker.producer import (
     submit_sms,
     submit_voice,
 )
+from worker.redis_client import redis_client
 from worker.settings import PRODUCTS, balance_threshold, get_settings, vendor_configured
 from worker.store import (
     balances,
@@ -58,7 +59,6 @@ from worker.store import (
 )
 from worker.vendors import chuangrui
 
-APPLY_PUSH_TASK = "herald.apply_push"
 CALLBACK_TOKEN_IN_PATH = re.compile(r"(/callbacks/[^/\s]+/[^/\s]+/)[^/\s?\"]+")
 
 log = logging.getLogger(__name__)
@@ -399,13 +399,11 @@ def remember_signature(payload: dict[str, str], window_s: float) -> None:
 
 
 def seen_key(payload: dict[str, str]) -> str:
-    return f"herald:seen:chuangrui-report:{payload.get('name', '').strip().lower()}"
+    return f"{CHUANGRUI_REPORT_SEEN_KEY_PREFIX}:{payload.get('name', '').strip().lower()}"
 
 
-@lru_cache(maxsize=1)
 def push_redis() -> redis.Redis:
-    settings = get_settings()
-    return redis.Redis.from_url(settings.limits_redis_url or settings.redis_url)
+    return redis_client()
 
 
 async def request_fields(request: Request) -> dict[str, str]:

@@ -15,6 +15,7 @@ import click
 
 from worker.clients import fivec_adapter
 from worker.errors import ConfigurationError, InvalidInput, VendorError
+from worker.names import POLL_BALANCES_TASK
 from worker.producer import Accepted, submit_mms, submit_sms, submit_voice
 from worker.settings import PRODUCTS, get_settings, vendor_configured
 from worker.store import (
@@ -28,8 +29,6 @@ from worker.store import (
     session_scope,
     utcnow,
 )
-
-POLL_BALANCES_TASK = "herald.poll_balances"
 
 
 @click.group()

@@ -12,10 +12,10 @@ import worker
 
 WORKER = Path(worker.__file__).parent
 ALLOWED = {
+    "worker.clock",
     "worker.errors",
     "worker.mms",
     "worker.vendors",
-    "worker.vendors.clock",
     "worker.vendors.transport",
     "worker.vendors.veesing",
 }

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.vendors.fakes import FakeVendor
+from worker.clock import SHANGHAI
 from worker.errors import (
     AmbiguousOutcome,
     MessageRejected,
@@ -22,7 +23,6 @@ from worker.errors import (
     VendorBlocked,
     VendorError,
 )
-from worker.vendors.clock import SHANGHAI
 from worker.vendors.veesing import (
     VEESING_MESSAGES,
     SmsReceipt,

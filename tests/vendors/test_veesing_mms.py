@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.vendors.fakes import FakeVendor
+from worker.clock import SHANGHAI
 from worker.errors import (
     AmbiguousOutcome,
     InvalidInput,
@@ -21,7 +22,6 @@ from worker.errors import (
     VendorError,
 )
 from worker.mms import Frame, Media, Mms
-from worker.vendors.clock import SHANGHAI
 from worker.vendors.veesing import VeesingCredentials
 from worker.vendors.veesing_mms import (
     MMS_BALANCE_PATH,

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.vendors.fakes import FakeVendor
+from worker.clock import SHANGHAI
 from worker.errors import (
     AmbiguousOutcome,
     InvalidInput,
@@ -21,7 +22,6 @@ from worker.errors import (
     VendorBlocked,
     VendorError,
 )
-from worker.vendors.clock import SHANGHAI
 from worker.vendors.veesing import VeesingCredentials
 from worker.vendors.veesing_voice import (
     VeesingVoice,

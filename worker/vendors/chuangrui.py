@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 
 import httpx
 
+from worker.clock import SHANGHAI, parse_vendor_time
 from worker.errors import (
     AmbiguousOutcome,
     CallbackRejected,
@@ -35,7 +36,6 @@ from worker.errors import (
     UnknownReply,
     VendorBlocked,
 )
-from worker.vendors.clock import SHANGHAI, parse_vendor_time
 from worker.vendors.transport import exchange
 
 VENDOR = "chuangrui"

@@ -25,6 +25,7 @@ from urllib.parse import quote_plus
 
 import httpx
 
+from worker.clock import SHANGHAI
 from worker.errors import (
     AmbiguousOutcome,
     FieldProblem,
@@ -37,7 +38,6 @@ from worker.errors import (
     VendorBlocked,
 )
 from worker.mms import Media, Mms, encode_for_fivec, fivec_title_problems, validate_for_fivec
-from worker.vendors.clock import SHANGHAI
 from worker.vendors.transport import exchange
 
 VENDOR = "fivec"

@@ -18,6 +18,7 @@ from datetime import datetime
 
 import httpx
 
+from worker.clock import SHANGHAI, parse_vendor_time
 from worker.errors import (
     AmbiguousOutcome,
     MessageRejected,
@@ -30,7 +31,6 @@ from worker.errors import (
     UnknownReply,
     VendorBlocked,
 )
-from worker.vendors.clock import SHANGHAI, parse_vendor_time
 from worker.vendors.transport import exchange
 
 VENDOR = "veesing"
