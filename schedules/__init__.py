@@ -10,6 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from worker.app import app
+from worker.names import (
+    POLL_BALANCES_TASK,
+    POLL_FIVEC_REPORTS_TASK,
+    RELEASE_DUE_TASK,
+    SWEEP_TASK,
+)
 from worker.settings import Settings, get_settings
 
 
@@ -18,10 +24,10 @@ def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         return {"task": task, "schedule": interval_s, "options": {"expires": interval_s}}
 
     return {
-        "release-due-sends": every("herald.release_due", settings.release_interval_s),
-        "sweep-stuck-jobs": every("herald.sweep", settings.sweep_interval_s),
-        "poll-balances": every("herald.poll_balances", settings.balance_interval_s),
-        "poll-5c-reports": every("herald.poll_fivec_reports", settings.fivec_poll_interval_s),
+        "release-due-sends": every(RELEASE_DUE_TASK, settings.release_interval_s),
+        "sweep-stuck-jobs": every(SWEEP_TASK, settings.sweep_interval_s),
+        "poll-balances": every(POLL_BALANCES_TASK, settings.balance_interval_s),
+        "poll-5c-reports": every(POLL_FIVEC_REPORTS_TASK, settings.fivec_poll_interval_s),
     }
 
 

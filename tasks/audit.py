@@ -1,4 +1,5 @@
-"""Contents a vendor audits before they may be sent (Veesing MMS), through the store.
+"""Helpers for the tasks: contents a vendor audits before they may be sent (Veesing MMS),
+through the store.
 
 The first job of a content creates it at the vendor (`mmsApi/create`) and records its mmsId as
 pending; its recipients then wait as `awaiting_audit`. The vendor's audit push (tasks.pushes)
@@ -17,7 +18,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from tasks.routing import failover_target, move_to_vendor, trip_breaker
-from tasks.vendors import create_veesing_mms
+from tasks.senders import create_veesing_mms
 from worker.enums import AuditStatus, Channel, DeliveryStatus
 from worker.errors import ConfigurationError, MessageRejected, VendorBlocked, VendorError
 from worker.producer import enqueue_send

@@ -6,21 +6,19 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-from tasks.limits import limits_redis
-from tasks.vendors import balance_of
+from tasks.senders import balance_of
 from worker.app import app
 from worker.enums import Channel
 from worker.errors import ConfigurationError, VendorError
+from worker.names import BALANCE_POLL_ONCE_KEY, POLL_BALANCES_TASK
+from worker.redis_client import redis_client
 from worker.settings import PRODUCTS, balance_threshold, get_settings, vendor_configured
 from worker.store import VendorBalance, record_balance, session_scope, utcnow
 
 log = logging.getLogger(__name__)
 
 
-ONCE_PER_INTERVAL_KEY = "herald:once:poll-balances"
-
-
-@app.task(name="herald.poll_balances")
+@app.task(name=POLL_BALANCES_TASK)
 def poll_balances(force: bool = False) -> dict[str, str | None]:
     """Read and keep every configured product's balance; one warning per low one per poll.
 
@@ -28,7 +26,7 @@ def poll_balances(force: bool = False) -> dict[str, str | None]:
     and one warning per interval); `force` (the `herald balance` command) reads regardless.
     """
     interval_ms = int(get_settings().balance_interval_s * 1000 * 0.9)
-    first = limits_redis().set(ONCE_PER_INTERVAL_KEY, "1", nx=True, px=max(1, interval_ms))
+    first = redis_client().set(BALANCE_POLL_ONCE_KEY, "1", nx=True, px=max(1, interval_ms))
     if not (first or force):
         return {}
     read: dict[str, str | None] = {}

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from tasks.pushes import apply_stored_push
 from worker.app import app
+from worker.names import RELEASE_DUE_TASK, SWEEP_TASK
 from worker.producer import enqueue_send
 from worker.settings import get_settings
 from worker.store import (
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 PUSHES_PER_SWEEP = 500
 
 
-@app.task(name="herald.release_due")
+@app.task(name=RELEASE_DUE_TASK)
 def release_due_task() -> int:
     with session_scope() as session:
         job_ids = release_due(session, now=utcnow())
@@ -48,7 +49,7 @@ def release_due_task() -> int:
     return len(job_ids)
 
 
-@app.task(name="herald.sweep")
+@app.task(name=SWEEP_TASK)
 def sweep() -> dict[str, int]:
     settings = get_settings()
     now = utcnow()

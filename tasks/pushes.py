@@ -19,6 +19,7 @@ from sqlmodel import Session
 from worker.app import app
 from worker.delivery_reports import AuditResult, DeliveryReport, InboundReply, VendorNews
 from worker.errors import ReportFormatError
+from worker.names import APPLY_PUSH_TASK
 from worker.producer import enqueue_send
 from worker.settings import get_settings
 from worker.store import (
@@ -38,7 +39,7 @@ from worker.vendors import chuangrui, fivec, veesing, veesing_mms, veesing_voice
 log = logging.getLogger(__name__)
 
 
-@app.task(name="herald.apply_push")
+@app.task(name=APPLY_PUSH_TASK)
 def apply_push(push_id: int) -> str:
     with session_scope() as session:
         push = session.get(VendorPush, push_id)

@@ -15,26 +15,25 @@ import logging
 import sqlalchemy as sa
 from redis.exceptions import LockError
 
-from tasks.limits import limits_redis
 from tasks.pushes import apply_push
 from worker.app import app
 from worker.clients import fivec_adapter
 from worker.errors import ConfigurationError, VendorError
+from worker.names import FIVEC_REPORT_POLL_LOCK_KEY, POLL_FIVEC_REPORTS_TASK
+from worker.redis_client import redis_client
 from worker.settings import get_settings, vendor_configured
 from worker.store import get_engine, record_push, session_scope, utcnow
 
 log = logging.getLogger(__name__)
 
-POLL_LOCK_KEY = "herald:lock:poll:fivec-reports"
 
-
-@app.task(name="herald.poll_fivec_reports")
+@app.task(name=POLL_FIVEC_REPORTS_TASK)
 def poll_fivec_reports() -> str:
     settings = get_settings()
     if not vendor_configured("fivec"):
         return "fivec not configured"
-    lock = limits_redis().lock(
-        POLL_LOCK_KEY, timeout=settings.task_time_limit_s + 30, blocking=False
+    lock = redis_client().lock(
+        FIVEC_REPORT_POLL_LOCK_KEY, timeout=settings.task_time_limit_s + 30, blocking=False
     )
     if not lock.acquire():
         return "another poll is running"

@@ -1,4 +1,5 @@
-"""Which vendor a recipient goes through: breakers, failover, and the daily-cap policy.
+"""Helpers for the tasks: which vendor a recipient goes through (breakers, failover, and the
+daily-cap policy).
 
 A job names a vendor; its recipients may move to another vendor of the same channel (SMS:
 Veesing ↔ Chuangrui; MMS: Veesing ↔ 5C) when that vendor refuses the account (its breaker is
@@ -14,11 +15,11 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from tasks.limits import limits_redis
 from worker.breaker import open_breaker, open_reason
 from worker.enums import Channel, DeliveryStatus
 from worker.errors import InvalidInput, VendorBlocked
 from worker.mms import MMS_VALIDATORS, mms_from_payload
+from worker.redis_client import redis_client
 from worker.settings import (
     MMS_VENDORS,
     SMS_VENDORS,
@@ -38,7 +39,7 @@ VENDORS_BY_CHANNEL = {
 
 
 def breaker_reason(vendor: str, channel: Channel) -> str | None:
-    return open_reason(limits_redis(), vendor=vendor, channel=channel.value)
+    return open_reason(redis_client(), vendor=vendor, channel=channel.value)
 
 
 def failover_target(job: Job, current: str) -> str | None:
@@ -97,7 +98,7 @@ def trip_breaker(job: Job, vendor: str, error: VendorBlocked) -> None:
     """Stop the whole fleet calling a vendor product that refuses the account, and alert."""
     cooldown_s = get_settings().vendor_blocked_cooldown_s
     open_breaker(
-        limits_redis(),
+        redis_client(),
         vendor=vendor,
         channel=job.channel.value,
         cooldown_s=cooldown_s,

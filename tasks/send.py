@@ -31,11 +31,12 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from tasks.audit import ready_to_send
-from tasks.limits import limiter_for, limits_redis
+from tasks.limiters import limiter_for
 from tasks.routing import breaker_reason, failover_target, move_to_vendor, trip_breaker
-from tasks.vendors import sender_for
+from tasks.senders import sender_for
 from worker.app import app
 from worker.breaker import seconds_left
+from worker.clock import next_vendor_midnight
 from worker.enums import UNSENT, CapPolicy, DeliveryStatus, Purpose
 from worker.errors import (
     AmbiguousOutcome,
@@ -51,7 +52,9 @@ from worker.errors import (
     VendorBlocked,
     VendorError,
 )
-from worker.limits import Hold, RateLimiter, next_vendor_midnight
+from worker.limits import Hold, RateLimiter
+from worker.names import SEND_JOB_TASK
+from worker.redis_client import redis_client
 from worker.retry import backoff_s
 from worker.settings import get_settings
 from worker.store import (
@@ -76,7 +79,7 @@ SETTLEABLE = [DeliveryStatus.CLAIMED, DeliveryStatus.SENDING, DeliveryStatus.UNK
 presumed a slow call lost (what the vendor answered is better knowledge than that)."""
 
 
-@app.task(name="herald.send_job", max_retries=None)
+@app.task(name=SEND_JOB_TASK, max_retries=None)
 def send_job(job_id: str) -> str:
     """Send every queued recipient of one job. The argument is the job id and nothing else."""
     return deliver_job(job_id)
@@ -185,7 +188,7 @@ def route_around_breaker(job: Job, vendor: str, reason: str) -> None:
                 now=now,
             )
             return
-        wait_s = max(1.0, seconds_left(limits_redis(), vendor=vendor, channel=job.channel.value))
+        wait_s = max(1.0, seconds_left(redis_client(), vendor=vendor, channel=job.channel.value))
         why = f"{vendor} is refusing the account ({reason}); waiting for it"
         move_deliveries(
             session,

@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from tests.conftest import REDIS
-from worker.limits import DayCounts, LimitRules, RateLimiter, vendor_day
-from worker.vendors.clock import SHANGHAI
+from worker.clock import SHANGHAI, vendor_day
+from worker.limits import DayCounts, LimitRules, RateLimiter
 
 LIMITS_DB = 15
 

@@ -13,12 +13,13 @@ from fastapi.testclient import TestClient
 from sqlmodel import col, select
 
 import tasks.reports
-from tasks.limits import limits_redis
 from tasks.maintenance import sweep
 from tests.conftest import REDIS
 from tests.support import SettingsEnv
 from worker import clients
 from worker.enums import Channel, DeliveryStatus
+from worker.names import FIVEC_REPORT_POLL_LOCK_KEY
+from worker.redis_client import redis_client
 from worker.sandbox.app import create_app
 from worker.sandbox.config import SandboxConfig
 from worker.settings import get_settings
@@ -50,12 +51,12 @@ def sandbox(
         "HERALD_LIMITS_REDIS_URL": REDIS.url(POLL_DB),
     }.items():
         settings_env.setenv(name, value)
-    limits_redis.cache_clear()
-    limits_redis().flushdb()
+    redis_client.cache_clear()
+    redis_client().flushdb()
     with TestClient(create_app(SandboxConfig()), base_url="http://sandbox") as client:
         monkeypatch.setattr(clients, "http_client", lambda: client)
         yield client
-    limits_redis.cache_clear()
+    redis_client.cache_clear()
 
 
 def submitted_fivec_job(msgid: str, phones: list[str]) -> None:
@@ -143,7 +144,7 @@ def test_no_fetch_while_the_store_is_unreachable(
 
 def test_a_poll_does_not_fetch_while_another_holds_the_lock(sandbox: TestClient) -> None:
     queue_reports(sandbox, "1", PHONES)
-    held = limits_redis().lock(tasks.reports.POLL_LOCK_KEY, timeout=30)
+    held = redis_client().lock(FIVEC_REPORT_POLL_LOCK_KEY, timeout=30)
     assert held.acquire(blocking=False)
 
     outcome = tasks.reports.poll_fivec_reports()

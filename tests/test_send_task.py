@@ -13,10 +13,10 @@ import pytest
 import redis
 
 import tasks.send
-from tasks.limits import limits_redis
-from tasks.vendors import Sender
+from tasks.senders import Sender
 from tests.conftest import REDIS
 from tests.support import SettingsEnv
+from worker.clock import SHANGHAI
 from worker.enums import CapPolicy, Channel, DeliveryStatus, Purpose
 from worker.errors import (
     AmbiguousOutcome,
@@ -29,6 +29,7 @@ from worker.errors import (
     VendorBlocked,
     VendorError,
 )
+from worker.redis_client import redis_client
 from worker.settings import get_settings
 from worker.store import (
     Delivery,
@@ -41,7 +42,6 @@ from worker.store import (
     suppress,
     utcnow,
 )
-from worker.vendors.clock import SHANGHAI
 
 PHONES = ["13800138000", "13900139000"]
 pytestmark = pytest.mark.usefixtures("store_url", "fresh_limits")
@@ -53,10 +53,10 @@ def fresh_limits(settings_env: SettingsEnv, redis_url: str) -> Iterator[None]:
     """Limits on a database of the run's own Redis, emptied for each test."""
     url = REDIS.url(LIMITS_DB)
     settings_env.setenv("HERALD_LIMITS_REDIS_URL", url)
-    limits_redis.cache_clear()
+    redis_client.cache_clear()
     redis.Redis.from_url(url).flushdb()
     yield
-    limits_redis.cache_clear()
+    redis_client.cache_clear()
 
 
 class FakeVendor:

@@ -16,6 +16,14 @@ from __future__ import annotations
 from celery import Celery
 from kombu.entity import Queue
 
+from worker.names import (
+    APPLY_PUSH_TASK,
+    POLL_BALANCES_TASK,
+    POLL_FIVEC_REPORTS_TASK,
+    RELEASE_DUE_TASK,
+    SEND_JOB_TASK,
+    SWEEP_TASK,
+)
 from worker.settings import get_settings
 
 SEND_QUEUE = "send"
@@ -66,12 +74,12 @@ def make_celery() -> Celery:
         task_default_queue=SEND_QUEUE,
         task_queues=[Queue(SEND_QUEUE), Queue(MAINTENANCE_QUEUE)],
         task_routes={
-            "herald.send_job": {"queue": SEND_QUEUE},
-            "herald.release_due": {"queue": MAINTENANCE_QUEUE},
-            "herald.sweep": {"queue": MAINTENANCE_QUEUE},
-            "herald.apply_push": {"queue": MAINTENANCE_QUEUE},
-            "herald.poll_balances": {"queue": MAINTENANCE_QUEUE},
-            "herald.poll_fivec_reports": {"queue": MAINTENANCE_QUEUE},
+            SEND_JOB_TASK: {"queue": SEND_QUEUE},
+            RELEASE_DUE_TASK: {"queue": MAINTENANCE_QUEUE},
+            SWEEP_TASK: {"queue": MAINTENANCE_QUEUE},
+            APPLY_PUSH_TASK: {"queue": MAINTENANCE_QUEUE},
+            POLL_BALANCES_TASK: {"queue": MAINTENANCE_QUEUE},
+            POLL_FIVEC_REPORTS_TASK: {"queue": MAINTENANCE_QUEUE},
         },
         timezone="UTC",
     )

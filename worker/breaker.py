@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from redis import Redis
 
-KEY_PREFIX = "herald:breaker"
+from worker.names import BREAKER_KEY_PREFIX
 
 
 def breaker_key(vendor: str, channel: str) -> str:
-    return f"{KEY_PREFIX}:{vendor}:{channel}"
+    return f"{BREAKER_KEY_PREFIX}:{vendor}:{channel}"
 
 
 def open_breaker(

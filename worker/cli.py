@@ -24,12 +24,11 @@ from worker.errors import (
     VendorError,
 )
 from worker.jobs import cancel_job, read_job
+from worker.names import POLL_BALANCES_TASK
 from worker.producer import Accepted, submit_mms, submit_sms, submit_voice
 from worker.schemas import BalanceRead, InboundPublic, JobAccepted, VendorReport
 from worker.settings import PRODUCTS, get_settings, vendor_configured
 from worker.store import balances, inbound_messages, migrate, session_scope, utcnow
-
-POLL_BALANCES_TASK = "herald.poll_balances"
 
 
 @click.group()

@@ -26,9 +26,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 from uuid import uuid4
 
-from worker.vendors.clock import SHANGHAI
+from worker.clock import next_vendor_midnight, vendor_day, vendor_day_start
+from worker.names import LIMIT_KEY_PREFIX
 
-KEY_PREFIX = "herald:limit"
 DAY_KEY_TTL_S = 2 * 24 * 3600
 HoldReason = Literal["minute", "number_day", "account_day"]
 
@@ -201,22 +201,6 @@ return wait
 """
 
 
-def vendor_day(moment: datetime) -> str:
-    """The vendor's calendar day (Asia/Shanghai) that `moment` falls in, as YYYYMMDD."""
-    return moment.astimezone(SHANGHAI).strftime("%Y%m%d")
-
-
-def next_vendor_midnight(moment: datetime) -> datetime:
-    local = moment.astimezone(SHANGHAI)
-    midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return midnight.astimezone(UTC)
-
-
-def vendor_day_start(moment: datetime) -> datetime:
-    local = moment.astimezone(SHANGHAI)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
-
-
 @dataclass(frozen=True)
 class Keys:
     """Every Redis key of one scope, named in one place."""
@@ -224,20 +208,20 @@ class Keys:
     scope: str
 
     def seeded(self, day: str) -> str:
-        return f"{KEY_PREFIX}:{self.scope}:{day}:seeded"
+        return f"{LIMIT_KEY_PREFIX}:{self.scope}:{day}:seeded"
 
     def account(self, day: str) -> str:
-        return f"{KEY_PREFIX}:{self.scope}:{day}:account"
+        return f"{LIMIT_KEY_PREFIX}:{self.scope}:{day}:account"
 
     def number_day(self, day: str, phone: str) -> str:
-        return f"{KEY_PREFIX}:{self.scope}:{day}:number:{phone}"
+        return f"{LIMIT_KEY_PREFIX}:{self.scope}:{day}:number:{phone}"
 
     def minute(self, phone: str) -> str:
-        return f"{KEY_PREFIX}:{self.scope}:minute:{phone}"
+        return f"{LIMIT_KEY_PREFIX}:{self.scope}:minute:{phone}"
 
     @property
     def bucket(self) -> str:
-        return f"{KEY_PREFIX}:{self.scope}:bucket"
+        return f"{LIMIT_KEY_PREFIX}:{self.scope}:bucket"
 
 
 class RateLimiter:

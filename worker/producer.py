@@ -24,6 +24,7 @@ from worker.messages import (
     has_signature,
 )
 from worker.mms import MMS_VALIDATORS, Frame, Media, Mms, mms_to_payload
+from worker.names import SEND_JOB_TASK
 from worker.settings import MMS_VENDORS, SMS_VENDORS, VOICE_VENDORS, get_settings, vendor_configured
 from worker.store import NewJob, create_job, deliveries_of, job_status, session_scope, utcnow
 from worker.vendors.fivec import batch_problems
@@ -31,7 +32,6 @@ from worker.vendors.veesing_voice import voice_problems
 
 log = logging.getLogger(__name__)
 
-SEND_TASK = "herald.send_job"
 Request = TypeVar("Request", bound=pydantic.BaseModel)
 
 
@@ -249,6 +249,6 @@ def enqueue_send(job_id: str) -> None:
     from worker.app import app
 
     try:
-        app.send_task(SEND_TASK, args=[job_id])
+        app.send_task(SEND_JOB_TASK, args=[job_id])
     except Exception:  # kombu raises several unrelated types for an unreachable broker
         log.warning("could not enqueue job %s; the sweeper will enqueue it", job_id, exc_info=True)

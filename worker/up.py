@@ -23,8 +23,8 @@ from types import FrameType
 from urllib.parse import urlsplit
 
 import httpx
-import redis
 
+from worker.redis_client import redis_answers
 from worker.settings import Settings, get_settings, local_env_file
 from worker.store import migrate
 
@@ -285,13 +285,6 @@ def ensure_redis(system: LocalSystem) -> None:
             raise SystemExit(f"the private redis-server did not answer at {url}")
         time.sleep(0.1)
     system.say(f"redis    {url}  (private, data in {folder})")
-
-
-def redis_answers(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except redis.RedisError:
-        return False
 
 
 def wait_for_http(url: str, name: str, system: LocalSystem, timeout_s: float = 30) -> None:

@@ -17,8 +17,8 @@ ALLOWED = {
     "worker.errors",
     "worker.mms",
     "worker.vendors",
-    "worker.vendors.clock",
     "worker.vendors.codes",
+    "worker.clock",
     "worker.vendors.transport",
     "worker.vendors.veesing",
 }

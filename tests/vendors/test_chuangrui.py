@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from tests.vendors.fakes import FakeVendor
+from worker.clock import SHANGHAI
 from worker.delivery_reports import DeliveryReport, InboundReply
 from worker.enums import Channel, DeliveryStatus
 from worker.errors import (
@@ -35,7 +36,6 @@ from worker.vendors.chuangrui import (
     verify_push_login,
     verify_report_signature,
 )
-from worker.vendors.clock import SHANGHAI
 
 PWD = "0C759A360WWBD5F5E0F5FF9F0597"
 CREDENTIALS = ChuangruiCredentials("wbxxx", PWD)

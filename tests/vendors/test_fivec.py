@@ -12,6 +12,7 @@ from urllib.parse import unquote_plus
 import pytest
 
 from tests.vendors.fakes import FakeVendor
+from worker.clock import SHANGHAI
 from worker.delivery_reports import DeliveryReport
 from worker.enums import Channel, DeliveryStatus
 from worker.errors import (
@@ -25,7 +26,6 @@ from worker.errors import (
     VendorError,
 )
 from worker.mms import Frame, Media, Mms
-from worker.vendors.clock import SHANGHAI
 from worker.vendors.fivec import (
     FIVEC_ERRORS,
     Fivec,

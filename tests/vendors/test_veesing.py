@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.vendors.fakes import FakeVendor
+from worker.clock import SHANGHAI
 from worker.delivery_reports import DeliveryReport, InboundReply
 from worker.enums import Channel, DeliveryStatus
 from worker.errors import (
@@ -24,7 +25,6 @@ from worker.errors import (
     VendorBlocked,
     VendorError,
 )
-from worker.vendors.clock import SHANGHAI
 from worker.vendors.veesing import (
     VEESING_MESSAGES,
     VeesingCredentials,

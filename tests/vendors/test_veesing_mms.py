@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.vendors.fakes import FakeVendor
+from worker.clock import SHANGHAI
 from worker.delivery_reports import AuditResult, DeliveryReport
 from worker.enums import Channel, DeliveryStatus
 from worker.errors import (
@@ -23,7 +24,6 @@ from worker.errors import (
     VendorError,
 )
 from worker.mms import Frame, Media, Mms
-from worker.vendors.clock import SHANGHAI
 from worker.vendors.veesing import VeesingCredentials
 from worker.vendors.veesing_mms import (
     MMS_BALANCE_PATH,

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.vendors.fakes import FakeVendor
+from worker.clock import SHANGHAI
 from worker.delivery_reports import DeliveryReport
 from worker.enums import Channel, DeliveryStatus
 from worker.errors import (
@@ -23,7 +24,6 @@ from worker.errors import (
     VendorBlocked,
     VendorError,
 )
-from worker.vendors.clock import SHANGHAI
 from worker.vendors.veesing import VeesingCredentials
 from worker.vendors.veesing_voice import (
     VeesingVoice,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-from functools import lru_cache
 from typing import Literal
 
 import redis
@@ -20,11 +19,12 @@ from starlette.concurrency import run_in_threadpool
 
 from worker.api.deps import SessionDep
 from worker.errors import CallbackRejected
+from worker.names import APPLY_PUSH_TASK, CHUANGRUI_REPORT_SEEN_KEY_PREFIX
+from worker.redis_client import redis_client
 from worker.settings import get_settings
 from worker.store import push_digest, record_push, utcnow
 from worker.vendors import chuangrui
 
-APPLY_PUSH_TASK = "herald.apply_push"
 CALLBACK_TOKEN_IN_PATH = re.compile(r"(/callbacks/[^/\s]+/[^/\s]+/)[^/\s?\"]+")
 
 log = logging.getLogger(__name__)
@@ -133,13 +133,11 @@ def remember_signature(payload: dict[str, str], window_s: float) -> None:
 
 
 def seen_key(payload: dict[str, str]) -> str:
-    return f"herald:seen:chuangrui-report:{payload.get('name', '').strip().lower()}"
+    return f"{CHUANGRUI_REPORT_SEEN_KEY_PREFIX}:{payload.get('name', '').strip().lower()}"
 
 
-@lru_cache(maxsize=1)
 def push_redis() -> redis.Redis:
-    settings = get_settings()
-    return redis.Redis.from_url(settings.limits_redis_url or settings.redis_url)
+    return redis_client()
 
 
 async def request_fields(request: Request) -> dict[str, str]:

@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 
 import httpx
 
+from worker.clock import SHANGHAI, parse_vendor_time
 from worker.delivery_reports import DeliveryReport, InboundReply, status_from_word
 from worker.enums import Channel
 from worker.errors import (
@@ -36,7 +37,6 @@ from worker.errors import (
     UnknownReply,
     VendorBlocked,
 )
-from worker.vendors.clock import SHANGHAI, parse_vendor_time
 from worker.vendors.codes import ErrorClass, refusal
 from worker.vendors.transport import exchange
 

@@ -25,6 +25,7 @@ from urllib.parse import quote_plus
 
 import httpx
 
+from worker.clock import SHANGHAI
 from worker.delivery_reports import DeliveryReport, status_from_word
 from worker.enums import Channel
 from worker.errors import (
@@ -38,7 +39,6 @@ from worker.errors import (
     VendorBlocked,
 )
 from worker.mms import Media, Mms, encode_for_fivec, fivec_title_problems, validate_for_fivec
-from worker.vendors.clock import SHANGHAI
 from worker.vendors.codes import ErrorClass, refusal
 from worker.vendors.transport import exchange
 

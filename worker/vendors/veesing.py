@@ -19,6 +19,7 @@ from functools import partial
 
 import httpx
 
+from worker.clock import SHANGHAI, parse_vendor_time
 from worker.delivery_reports import DeliveryReport, InboundReply, status_from_flag
 from worker.enums import Channel
 from worker.errors import (
@@ -32,7 +33,6 @@ from worker.errors import (
     UnknownReply,
     VendorBlocked,
 )
-from worker.vendors.clock import SHANGHAI, parse_vendor_time
 from worker.vendors.codes import ErrorClass, refusal
 from worker.vendors.transport import exchange
 

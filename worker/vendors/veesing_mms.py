@@ -15,12 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from worker.clock import SHANGHAI
 from worker.delivery_reports import AuditResult, DeliveryReport, InboundReply
 from worker.enums import Channel
 from worker.errors import AmbiguousOutcome, ReportFormatError, UnknownReply
 from worker.mms import Mms, encode_for_veesing, validate_for_veesing
 from worker.vendors import veesing
-from worker.vendors.clock import SHANGHAI
 from worker.vendors.veesing import VENDOR, VeesingProduct
 
 MMS_CREATE_PATH = "/mmsApi/create"

@@ -1,4 +1,5 @@
-"""How a job's recipients reach each vendor product, over the adapters of `worker.clients`.
+"""Helpers for the tasks: how a job's recipients reach each vendor product, over the adapters
+of `worker.clients`.
 
 `sender_for(job, vendor)` answers, for each vendor product, how one batch of a job's recipients
 is sent and how large a batch may be; `create_veesing_mms` and `balance_of` serve the MMS audit

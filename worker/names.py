@@ -1,0 +1,26 @@
+"""Every name herald gives to something that outlives a process: Celery task names and the
+Redis keys it keeps outside the broker (all in the Redis of `worker.redis_client`).
+
+Queued messages, beat schedules and live keys hold these strings, so a value never changes once
+released: rename the constant, never the string. Task names end in `_TASK` (tests/test_names.py
+checks them against the tasks the Celery app registers); keys end in `_KEY`, and prefixes, to
+which `:` and the rest of the key are appended, in `_KEY_PREFIX`.
+"""
+
+SEND_JOB_TASK = "herald.send_job"
+APPLY_PUSH_TASK = "herald.apply_push"
+RELEASE_DUE_TASK = "herald.release_due"
+SWEEP_TASK = "herald.sweep"
+POLL_BALANCES_TASK = "herald.poll_balances"
+POLL_FIVEC_REPORTS_TASK = "herald.poll_fivec_reports"
+
+LIMIT_KEY_PREFIX = "herald:limit"
+"""The vendors' rules of one product (`worker.limits.Keys`): minute, day and bucket keys."""
+BREAKER_KEY_PREFIX = "herald:breaker"
+"""An open circuit breaker of one vendor product (`worker.breaker`), with its TTL."""
+CHUANGRUI_REPORT_SEEN_KEY_PREFIX = "herald:seen:chuangrui-report"
+"""A Chuangrui report push's signature (by its login name) already seen: the replay guard."""
+BALANCE_POLL_ONCE_KEY = "herald:once:poll-balances"
+"""Set for one balance interval by the poll that runs in it, so the fleet polls once."""
+FIVEC_REPORT_POLL_LOCK_KEY = "herald:lock:poll:fivec-reports"
+"""The lock of the one 5C report poll that may run at a time."""
