@@ -11,7 +11,8 @@ from sqlmodel import func, select
 
 from tests.conftest import CALLBACK_TOKEN
 from tests.support import SettingsEnv
-from worker.api import RedactCallbackTokens, api
+from worker.api import api
+from worker.log_redaction import RedactLogs
 from worker.store import Job, VendorPush, session_scope
 
 pytestmark = pytest.mark.usefixtures("store_url", "redis_url")
@@ -136,7 +137,7 @@ def test_access_logs_never_show_the_callback_token() -> None:
         None,
     )
 
-    RedactCallbackTokens().filter(record)
+    RedactLogs().filter(record)
 
     assert CALLBACK_TOKEN not in record.getMessage()
     assert "/callbacks/veesing/sms/***" in record.getMessage()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
@@ -73,7 +74,12 @@ def test_upgrading_a_store_at_head_changes_nothing(tmp_path: Path) -> None:
 def test_a_store_made_before_migrations_is_taken_over_with_its_rows(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     engine = make_engine(url)
-    SQLModel.metadata.create_all(engine)  # how stores were made before there were migrations
+    # How stores were made before there were migrations: `create_all` of the models of then,
+    # the schema of the baseline revision, and no alembic_version table.
+    with migrate.migration_connection(url) as connection:
+        command.upgrade(migrate.alembic_config(connection), migrate.BASELINE)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE alembic_version"))
     with engine.begin() as connection:
         connection.execute(
             sa.text("INSERT INTO suppression VALUES ('13800138000', 'STOP', '2026-11-24')")

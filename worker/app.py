@@ -8,14 +8,20 @@ Why each setting (more in docs/design.md, "Celery settings", and Celery's config
   beat releases them), so none can outlive it;
 - prefetch 1: a worker holds no more unacked sends than it runs;
 - JSON only, and task arguments are job ids: no phone number or content reaches the broker,
-  Flower or the logs.
+  Flower or the logs; task events (what Flower shows) and the worker's and beat's logs are
+  redacted besides (worker/task_events.py, worker/log_redaction.py).
 """
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger
 from kombu.entity import Queue
 
+from worker import log_redaction
 from worker.names import (
     APPLY_PUSH_TASK,
     POLL_BALANCES_TASK,
@@ -41,7 +47,7 @@ TASK_MODULES = [
 
 def make_celery() -> Celery:
     settings = get_settings()
-    celery = Celery("herald", include=TASK_MODULES)
+    celery = Celery("herald", include=TASK_MODULES, events="worker.task_events:RedactedEvents")
     transport_options = {
         "visibility_timeout": settings.visibility_timeout_s,
         "socket_keepalive": True,
@@ -84,6 +90,13 @@ def make_celery() -> Celery:
         timezone="UTC",
     )
     return celery
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def redact_logs(logger: logging.Logger, **_kwargs: Any) -> None:
+    """Worker and beat: no secret and no whole phone number in what Celery's handlers write."""
+    log_redaction.install(logger.name)
 
 
 app = make_celery()

@@ -17,6 +17,7 @@ from pydantic_core import to_jsonable_python
 
 from worker.clients import fivec_adapter
 from worker.errors import (
+    ApiKeyNameTaken,
     ConfigurationError,
     InvalidInput,
     JobNotCancellable,
@@ -27,8 +28,20 @@ from worker.jobs import cancel_job, read_job
 from worker.names import POLL_BALANCES_TASK
 from worker.producer import Accepted, submit_mms, submit_sms, submit_voice
 from worker.schemas import BalanceRead, InboundPublic, JobAccepted, VendorReport
-from worker.settings import PRODUCTS, get_settings, vendor_configured
-from worker.store import balances, inbound_messages, migrate, session_scope, utcnow
+from worker.settings import API_KEY_NAME, PRODUCTS, get_settings, vendor_configured
+from worker.store import (
+    api_keys,
+    balances,
+    create_api_key,
+    inbound_messages,
+    migrate,
+    revoke_api_key,
+    session_scope,
+    utcnow,
+)
+
+CLI_CALLER = "cli"
+"""What a job sent with `herald send` records as its caller (jobs.api_key_name)."""
 
 
 @click.group()
@@ -169,7 +182,7 @@ def send_voice(
 
 def accept_or_exit(submit: Callable[..., Accepted], fields: dict[str, Any]) -> Accepted:
     try:
-        return submit(**{k: v for k, v in fields.items() if v is not None})
+        return submit(api_key_name=CLI_CALLER, **{k: v for k, v in fields.items() if v is not None})
     except InvalidInput as exc:
         for problem in exc.problems:
             click.echo(f"error: {problem.field}: {problem.rule}", err=True)
@@ -357,3 +370,75 @@ def db_current() -> None:
     from worker.store import migrate
 
     click.echo(migrate.current() or "none")
+
+
+@main.group()
+def keys() -> None:
+    """API keys for the HTTP API (`Authorization: Bearer <key>`); only their hashes are stored."""
+
+
+@keys.command("create")
+@click.argument("name")
+def keys_create(name: str) -> None:
+    """Make a key named NAME and print it, once: it cannot be shown again."""
+    if not API_KEY_NAME.fullmatch(name):
+        raise click.BadParameter("letters, digits, '.', '_' or '-', at most 64", param_hint="NAME")
+    if name in get_settings().configured_api_keys():
+        click.echo(f"error: HERALD_API_KEYS already names a key {name!r}", err=True)
+        sys.exit(1)
+    migrate.upgrade()
+    try:
+        with session_scope() as session:
+            key = create_api_key(session, name=name, now=utcnow())
+    except ApiKeyNameTaken as exc:
+        click.echo(f"error: {exc} (names are never reused)", err=True)
+        sys.exit(1)
+    click.echo(key)
+    click.echo(f"the key {name!r} is shown only now: keep it", err=True)
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def keys_list(as_json: bool) -> None:
+    """Print every key's name, where it comes from, and whether it was revoked (never a key)."""
+    migrate.upgrade()
+    rows = [
+        {"name": name, "source": "HERALD_API_KEYS", "created_at": None, "revoked_at": None}
+        for name in get_settings().configured_api_keys()
+    ]
+    with session_scope() as session:
+        rows += [
+            {
+                "name": k.name,
+                "source": "store",
+                "created_at": iso(k.created_at),
+                "revoked_at": iso(k.revoked_at),
+            }
+            for k in api_keys(session)
+        ]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for row in rows:
+        state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
+        since = f"  created {row['created_at']}" if row["created_at"] else ""
+        click.echo(f"{row['name']:<24} {row['source']:<16} {state}{since}")
+    if not rows:
+        click.echo("no API key: the API accepts requests without one, on loopback only")
+
+
+@keys.command("revoke")
+@click.argument("name")
+def keys_revoke(name: str) -> None:
+    """Revoke the stored key NAME: requests with it are answered 403 from now on."""
+    migrate.upgrade()
+    with session_scope() as session:
+        revoked = revoke_api_key(session, name=name, now=utcnow())
+    if revoked:
+        click.echo(f"revoked {name}")
+        return
+    if name in get_settings().configured_api_keys():
+        click.echo(f"error: {name!r} comes from HERALD_API_KEYS: remove it there", err=True)
+    else:
+        click.echo(f"error: no active stored key named {name!r}", err=True)
+    sys.exit(1)

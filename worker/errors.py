@@ -7,6 +7,7 @@
     ├── CallbackRejected          a vendor push failed authentication
     ├── ReportFormatError         a vendor report or push could not be parsed
     ├── ConfigurationError        a vendor or product is used without its settings
+    ├── ApiKeyNameTaken           `herald keys create` with a name a key already has
     └── VendorError               a vendor call did not end in a submission
         ├── NotSent               the vendor provably did not take the message: safe to send again
         │   ├── TransientError        a passing fault (connect error, 429/503, explicit retry reply)
@@ -75,6 +76,14 @@ class ReportFormatError(HeraldError, ValueError):
 
 class ConfigurationError(HeraldError):
     """A vendor or product is used without the settings it needs."""
+
+
+class ApiKeyNameTaken(HeraldError, ValueError):
+    """A stored API key (revoked or not) already has that name: names are never reused."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"an API key named {name!r} exists already")
 
 
 class VendorError(HeraldError):

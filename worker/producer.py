@@ -44,9 +44,12 @@ class Accepted:
     created: bool
 
 
-def submit_sms(request: SmsRequest | None = None, /, **fields: Any) -> Accepted:
+def submit_sms(
+    request: SmsRequest | None = None, /, *, api_key_name: str | None = None, **fields: Any
+) -> Accepted:
     """Accept an SMS job: `submit_sms(to=[...], content="【签名】...")` or with an `SmsRequest`.
 
+    `api_key_name` is recorded on the job as who asked (the API passes its caller's key name).
     Raises `InvalidInput` naming each broken rule; then nothing is stored or queued.
     """
     if request is None:
@@ -82,11 +85,14 @@ def submit_sms(request: SmsRequest | None = None, /, **fields: Any) -> Accepted:
             send_at=request.send_at,
             expires_at=request.expires_at,
             idempotency_key=request.idempotency_key,
+            api_key_name=api_key_name,
         )
     )
 
 
-def submit_mms(request: MmsRequest | None = None, /, **fields: Any) -> Accepted:
+def submit_mms(
+    request: MmsRequest | None = None, /, *, api_key_name: str | None = None, **fields: Any
+) -> Accepted:
     """Accept an MMS job, checked against the chosen vendor's document before it is stored."""
     if request is None:
         request = parse_request(MmsRequest, fields)
@@ -122,11 +128,14 @@ def submit_mms(request: MmsRequest | None = None, /, **fields: Any) -> Accepted:
             send_at=request.send_at,
             expires_at=request.expires_at,
             idempotency_key=request.idempotency_key,
+            api_key_name=api_key_name,
         )
     )
 
 
-def submit_voice(request: VoiceRequest | None = None, /, **fields: Any) -> Accepted:
+def submit_voice(
+    request: VoiceRequest | None = None, /, *, api_key_name: str | None = None, **fields: Any
+) -> Accepted:
     """Accept a voice job: one call per number, the template's variables checked by kind."""
     if request is None:
         request = parse_request(VoiceRequest, fields)
@@ -154,12 +163,17 @@ def submit_voice(request: VoiceRequest | None = None, /, **fields: Any) -> Accep
             send_at=request.send_at,
             expires_at=request.expires_at,
             idempotency_key=request.idempotency_key,
+            api_key_name=api_key_name,
         )
     )
 
 
 def submit_personalised_mms(
-    request: PersonalisedMmsRequest | None = None, /, **fields: Any
+    request: PersonalisedMmsRequest | None = None,
+    /,
+    *,
+    api_key_name: str | None = None,
+    **fields: Any,
 ) -> Accepted:
     """Accept a 5C personalised MMS: one picture and title, each number with its own text."""
     if request is None:
@@ -189,6 +203,7 @@ def submit_personalised_mms(
             send_at=request.send_at,
             expires_at=request.expires_at,
             idempotency_key=request.idempotency_key,
+            api_key_name=api_key_name,
         )
     )
 

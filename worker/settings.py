@@ -7,6 +7,7 @@ is for. Secrets are `SecretStr`, so they print as `**********` in reprs, logs an
 from __future__ import annotations
 
 import os
+import re
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +20,9 @@ PRODUCTS = ("veesing:sms", "veesing:mms", "veesing:voice", "chuangrui:sms", "fiv
 SMS_VENDORS = ("veesing", "chuangrui")
 MMS_VENDORS = ("veesing", "fivec")
 VOICE_VENDORS = ("veesing",)
+API_KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""An API key's name (HERALD_API_KEYS, `herald keys create`): it is logged and stored."""
+MIN_API_KEY_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -53,6 +57,10 @@ class Settings(BaseSettings):
     )
     chuangrui_mo_name: str | None = Field(None, description="Name the MO pushes must carry.")
     chuangrui_mo_pwd: SecretStr | None = Field(None, description="Pwd the MO pushes must carry.")
+    chuangrui_mo_allow_unsigned: bool = Field(
+        False,
+        description="Accept MO pushes although HERALD_CHUANGRUI_MO_PWD is unset (forgeable).",
+    )
     chuangrui_system_extno_length: int = Field(
         3, ge=0, description="Digits of the system part that starts an MO extno."
     )
@@ -80,8 +88,17 @@ class Settings(BaseSettings):
     )
 
     # HTTP API and callbacks
-    api_host: str = "127.0.0.1"
+    api_host: str = Field(
+        "127.0.0.1",
+        description="Address the API listens on; without API keys it starts only on loopback.",
+    )
     api_port: int = 8000
+    api_keys: SecretStr | None = Field(
+        None, description="API keys as `name=key,name2=key2`; more with `herald keys create`."
+    )
+    max_body_bytes: int = Field(
+        256 * 1024, ge=1024, description="Largest request body the API reads; larger ones get 413."
+    )
     callback_token: SecretStr | None = Field(
         None, description="Secret path segment of the Veesing push URLs; unset = pushes refused."
     )
@@ -148,7 +165,8 @@ class Settings(BaseSettings):
     sandbox_port: int = 8100
     flower_port: int = 5555
     flower_basic_auth: SecretStr | None = Field(
-        None, description="user:password for Flower; unset = no auth (binds to 127.0.0.1)."
+        None,
+        description="user:password for Flower; unset = `herald up` makes one, kept in data_dir.",
     )
 
     @model_validator(mode="after")
@@ -163,6 +181,30 @@ class Settings(BaseSettings):
                 "HERALD_VISIBILITY_TIMEOUT_S must exceed twice HERALD_TASK_TIME_LIMIT_S"
             )
         return self
+
+    @model_validator(mode="after")
+    def _api_keys_parse(self) -> Settings:
+        self.configured_api_keys()
+        return self
+
+    def configured_api_keys(self) -> dict[str, SecretStr]:
+        """HERALD_API_KEYS by name. Raises ValueError (never showing a key) when malformed."""
+        if self.api_keys is None:
+            return {}
+        keys: dict[str, SecretStr] = {}
+        for position, entry in enumerate(self.api_keys.get_secret_value().split(","), 1):
+            name, sep, key = (part.strip() for part in entry.partition("="))
+            if not entry.strip():
+                continue
+            if not sep or not API_KEY_NAME.fullmatch(name) or len(key) < MIN_API_KEY_CHARS:
+                raise ValueError(
+                    f"HERALD_API_KEYS entry {position} is not name=key (a name of letters, digits,"
+                    f" '.', '_' or '-', and a key of at least {MIN_API_KEY_CHARS} characters)"
+                )
+            if name in keys:
+                raise ValueError(f"HERALD_API_KEYS names {name!r} twice")
+            keys[name] = SecretStr(key)
+        return keys
 
     @property
     def store_url(self) -> str:

@@ -4,7 +4,9 @@ Starts, as child processes: a private Redis (only when none answers at HERALD_RE
 `redis-server` binary exists), the vendor sandbox (for every vendor whose base URL is not set in
 the environment), the HTTP API, a Celery worker, beat and Flower. The settings it chooses are
 written to `<data_dir>/up.env` so that `herald send` and `herald status` in the same folder talk
-to this system; the file is removed on exit. Ctrl-C stops everything, newest first.
+to this system; the file is removed on exit. Flower asks for a password, made once and kept in
+`<data_dir>/flower-auth` unless HERALD_FLOWER_BASIC_AUTH gives one. The API starts without API
+keys only on loopback (worker/api/auth.py). Ctrl-C stops everything, newest first.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from worker.api.auth import check_can_start
+from worker.errors import ConfigurationError
 from worker.redis_client import redis_answers
 from worker.settings import Settings, get_settings, local_env_file
 from worker.store import migrate
@@ -31,6 +35,8 @@ from worker.store import migrate
 SANDBOX_VEESING_APP_ID = "sandbox-app-id"
 SANDBOX_VEESING_APP_KEY = "sandbox-app-key"
 STOP_GRACE_S = 15.0
+FLOWER_AUTH_FILE = "flower-auth"
+FLOWER_USER = "herald"
 
 
 @dataclass
@@ -139,6 +145,10 @@ def start_everything(system: LocalSystem) -> None:
     write_local_env(system.env)
     get_settings.cache_clear()
     migrate.upgrade()
+    try:
+        check_can_start(get_settings())
+    except ConfigurationError as exc:
+        raise SystemExit(f"the API cannot start: {exc}") from None
     system.start(
         "api",
         [
@@ -184,14 +194,17 @@ def start_everything(system: LocalSystem) -> None:
         f"--port={settings.flower_port}",
         "--max_tasks=10000",
     ]
-    if settings.flower_basic_auth:
-        flower.append(f"--basic-auth={settings.flower_basic_auth.get_secret_value()}")
-    system.start("flower", flower)
+    flower_auth = flower_basic_auth(settings)
+    system.start("flower", flower, {"FLOWER_BASIC_AUTH": flower_auth})
     wait_for_http(f"{api_url}/healthz", "api", system)
     if herald_env:
         system.say(f"sandbox  {sandbox_url}  (vendors without a base URL in the environment)")
     system.say(f"api      {api_url}  (docs at {api_url}/docs)")
-    system.say(f"flower   http://127.0.0.1:{settings.flower_port}")
+    flower_user, _, flower_password = flower_auth.partition(":")
+    system.say(
+        f"flower   http://127.0.0.1:{settings.flower_port}"
+        f"  (user {flower_user}, password {flower_password})"
+    )
     system.say(f"store    {settings.store_url}")
     system.say(f"logs     {system.logs}/")
     system.say("ready: try  herald send sms --to 13800138000 --content '【Herald】您好'")
@@ -226,11 +239,15 @@ def sandbox_settings(
             "HERALD_CHUANGRUI_NAME": "sandbox-name",
             "HERALD_CHUANGRUI_PWD": "sandbox-pwd",
             "HERALD_CHUANGRUI_ACCESS_SECRET": "sandbox-access-secret",
+            "HERALD_CHUANGRUI_MO_NAME": "sandbox-mo-name",
+            "HERALD_CHUANGRUI_MO_PWD": "sandbox-mo-pwd",
         }
         sandbox |= {
             "SANDBOX_CHUANGRUI_NAME": "sandbox-name",
             "SANDBOX_CHUANGRUI_PWD": "sandbox-pwd",
             "SANDBOX_CHUANGRUI_ACCESS_SECRET": "sandbox-access-secret",
+            "SANDBOX_CHUANGRUI_MO_NAME": "sandbox-mo-name",
+            "SANDBOX_CHUANGRUI_MO_PWD": "sandbox-mo-pwd",
             "SANDBOX_CHUANGRUI_REPORT_URL": f"{api_url}/callbacks/chuangrui/report",
             "SANDBOX_CHUANGRUI_MO_URL": f"{api_url}/callbacks/chuangrui/mo",
         }
@@ -247,6 +264,23 @@ def sandbox_settings(
             "SANDBOX_FIVEC_PASSWORD": "sandbox-password",
         }
     return herald, sandbox
+
+
+def flower_basic_auth(settings: Settings) -> str:
+    """HERALD_FLOWER_BASIC_AUTH, or `herald:<random>` made once and kept in the data dir (0600)
+    so the password stays the same from one `herald up` to the next. Given to Flower in its
+    environment, not its command line, where `ps` would show it."""
+    if settings.flower_basic_auth is not None:
+        return settings.flower_basic_auth.get_secret_value()
+    path = settings.data_dir / FLOWER_AUTH_FILE
+    if path.is_file():
+        kept = path.read_text().strip()
+        if kept:
+            return kept
+    auth = f"{FLOWER_USER}:{secrets.token_urlsafe(18)}"
+    path.touch(mode=0o600)
+    path.write_text(auth + "\n")
+    return auth
 
 
 def ensure_redis(system: LocalSystem) -> None:

@@ -59,6 +59,27 @@ class System:
             ],
         )
 
+    def start_flower(self, port: int, basic_auth: str) -> Child:
+        """Flower with basic auth (given in its environment, as `herald up` does)."""
+        child = start_child(
+            "flower",
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "worker",
+                "flower",
+                "--address=127.0.0.1",
+                f"--port={port}",
+                "--max_tasks=10000",
+            ],
+            {**self.env, "FLOWER_BASIC_AUTH": basic_auth},
+            self.folder / "logs",
+        )
+        self.children["flower"] = child
+        return child
+
     def stop_all(self) -> None:
         for child in reversed(list(self.children.values())):
             child.stop()
@@ -68,9 +89,19 @@ class System:
     def send_sms(self, to: list[str], content: str = "【Herald】您好", **extra: Any) -> str:
         return self.submit("/v1/sms", {"to": to, "content": content, **extra})
 
+    def headers(self) -> dict[str, str]:
+        """The API's authentication: the first key of HERALD_API_KEYS, when the module set any
+        (none by default: the API then runs keyless on loopback)."""
+        configured = self.env.get("HERALD_API_KEYS", "")
+        if not configured:
+            return {}
+        return {"Authorization": f"Bearer {configured.split(',')[0].partition('=')[2]}"}
+
     def submit(self, path: str, body: dict[str, Any]) -> str:
         """POST a job to the API; its id."""
-        response = httpx.post(f"{self.api_url}{path}", json=body, timeout=10)
+        response = httpx.post(
+            f"{self.api_url}{path}", json=body, headers=self.headers(), timeout=10
+        )
         assert response.status_code == 202, response.text
         return str(response.json()["id"])
 
@@ -81,7 +112,9 @@ class System:
         return response.json() if response.content else None
 
     def job(self, job_id: str) -> dict[str, Any]:
-        response = httpx.get(f"{self.api_url}/v1/messages/{job_id}", timeout=10)
+        response = httpx.get(
+            f"{self.api_url}/v1/messages/{job_id}", headers=self.headers(), timeout=10
+        )
         response.raise_for_status()
         return dict(response.json())
 
@@ -143,6 +176,8 @@ def system(
         "HERALD_CHUANGRUI_NAME": "sandbox-name",
         "HERALD_CHUANGRUI_PWD": "sandbox-pwd",
         "HERALD_CHUANGRUI_ACCESS_SECRET": "sandbox-access-secret",
+        "HERALD_CHUANGRUI_MO_NAME": "sandbox-mo-name",
+        "HERALD_CHUANGRUI_MO_PWD": "sandbox-mo-pwd",
         "HERALD_FIVEC_BASE": sandbox_url,
         "HERALD_FIVEC_APIKEY": "sandbox-apikey",
         "HERALD_FIVEC_USERNAME": "sandbox-username",
@@ -154,6 +189,8 @@ def system(
         "SANDBOX_VEESING_VOICE_PUSH_URL": f"{api_url}/callbacks/veesing/voice/{CALLBACK_TOKEN}",
         "SANDBOX_CHUANGRUI_REPORT_URL": f"{api_url}/callbacks/chuangrui/report",
         "SANDBOX_CHUANGRUI_MO_URL": f"{api_url}/callbacks/chuangrui/mo",
+        "SANDBOX_CHUANGRUI_MO_NAME": "sandbox-mo-name",
+        "SANDBOX_CHUANGRUI_MO_PWD": "sandbox-mo-pwd",
         "SANDBOX_MMS_AUDIT_DELAY_S": "0.5",
         "SANDBOX_PUSH_DELAY_S": "0.5",
         "SANDBOX_LOG_FILE": str(folder / "sandbox-sends.jsonl"),

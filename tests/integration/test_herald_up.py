@@ -1,8 +1,9 @@
 """Integration: `herald up` brings the whole local system up, and Ctrl-C takes it down.
 
-Run as a newcomer would: in an empty folder, with no Redis at the configured URL (so `herald
-up` starts its private redis-server), no vendor configured (so the sandbox stands in), then
-`herald send sms` and `herald status` from a second process in the same folder.
+Run as a newcomer would: in an empty folder, with no API key (so the API runs keyless on
+loopback), no Redis at the configured URL (so `herald up` starts its private redis-server), no
+vendor configured (so the sandbox stands in), then `herald send sms` and `herald status` from a
+second process in the same folder.
 """
 
 from __future__ import annotations
@@ -93,7 +94,14 @@ def test_herald_up_runs_everything_and_a_sent_sms_is_delivered(
             "fivec:mms",
         }
         assert all(b["fresh"] and b["balance"] for b in balances.values()), balances
-        wait_until(lambda: flower_answers(ports["flower"]), timeout_s=30, what="Flower")
+        # Flower asks for the password herald up made, printed it, and kept in .herald/
+        kept = (tmp_path / ".herald" / "flower-auth").read_text().strip()
+        user, _, password = kept.partition(":")
+        assert f"(user {user}, password {password})" in printed(output)
+        wait_until(
+            lambda: flower_answers(ports["flower"], (user, password)), timeout_s=30, what="Flower"
+        )
+        assert httpx.get(f"http://127.0.0.1:{ports['flower']}/", timeout=5).status_code == 401
     finally:
         up.send_signal(signal.SIGINT)
         code = up.wait(timeout=60)
@@ -107,9 +115,9 @@ def printed(output: Path) -> str:
     return output.read_text()
 
 
-def flower_answers(port: int) -> bool:
+def flower_answers(port: int, auth: tuple[str, str]) -> bool:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200
+        return httpx.get(f"http://127.0.0.1:{port}/", auth=auth, timeout=2).status_code == 200
     except httpx.HTTPError:
         time.sleep(0.5)
         return False

@@ -4,6 +4,5 @@ Run it with `uvicorn worker.api:api` (or `herald up`).
 """
 
 from worker.api.app import api, create_api
-from worker.api.callbacks import RedactCallbackTokens
 
-__all__ = ["RedactCallbackTokens", "api", "create_api"]
+__all__ = ["api", "create_api"]

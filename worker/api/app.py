@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,7 +11,9 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from worker.api import callbacks, operators, producers
+from worker import log_redaction
+from worker.api import auth, callbacks, operators, producers
+from worker.api.body_limit import BodySizeLimit
 from worker.errors import InvalidInput
 from worker.store import migrate
 
@@ -19,7 +22,13 @@ INDEXED_PART = re.compile(r"^(\w+)\[(\d+)\]$")
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    """Redact the logs, bring the store up to date, and refuse to listen beyond loopback
+    without an API key (worker/api/auth.py)."""
+    if not logging.getLogger().handlers:  # uvicorn sets up only its own loggers
+        logging.basicConfig(format="%(levelname)s:  %(name)s: %(message)s")
+    log_redaction.install("uvicorn", "uvicorn.access", "uvicorn.error")
     await run_in_threadpool(migrate.upgrade)
+    await run_in_threadpool(auth.check_can_start)
     yield
 
 
@@ -31,8 +40,10 @@ def create_api() -> FastAPI:
         version="0.1.0",
     )
     api.exception_handler(InvalidInput)(invalid_input)
+    api.add_middleware(BodySizeLimit)
     api.include_router(producers.router)
     api.include_router(operators.router)
+    api.include_router(operators.health_router)
     api.include_router(callbacks.router)
     return api
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 from typing import Literal
 
 import redis
@@ -19,30 +18,20 @@ from starlette.concurrency import run_in_threadpool
 
 from worker.api.deps import SessionDep
 from worker.errors import CallbackRejected
+from worker.log_redaction import MASK, RedactLogs
 from worker.names import APPLY_PUSH_TASK, CHUANGRUI_REPORT_SEEN_KEY_PREFIX
 from worker.redis_client import redis_client
 from worker.settings import get_settings
 from worker.store import push_digest, record_push, utcnow
 from worker.vendors import chuangrui
 
-CALLBACK_TOKEN_IN_PATH = re.compile(r"(/callbacks/[^/\s]+/[^/\s]+/)[^/\s?\"]+")
+CREDENTIAL_FIELDS = frozenset({"pwd", "password", "apikey", "appkey", "accesssecret", "token"})
+"""Push fields that carry a login (Chuangrui's report and MO `pwd`): checked, never stored."""
 
 log = logging.getLogger(__name__)
 
-
-class RedactCallbackTokens(logging.Filter):
-    """Access logs print request paths; the Veesing push paths end in the callback secret."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                CALLBACK_TOKEN_IN_PATH.sub(r"\1***", a) if isinstance(a, str) else a
-                for a in record.args
-            )
-        return True
-
-
-logging.getLogger("uvicorn.access").addFilter(RedactCallbackTokens())
+# The access log prints request paths and query strings: callback tokens, pwd, phone numbers.
+logging.getLogger("uvicorn.access").addFilter(RedactLogs())
 
 
 router = APIRouter()
@@ -105,10 +94,17 @@ async def chuangrui_report_push(request: Request, session: SessionDep) -> str:
     "/callbacks/chuangrui/mo", methods=["GET", "POST"], response_class=PlainTextResponse
 )
 async def chuangrui_mo_push(request: Request, session: SessionDep) -> str:
-    """A Chuangrui uplink (MO) push, checked against HERALD_CHUANGRUI_MO_NAME/_PWD when set."""
+    """A Chuangrui uplink (MO) push, checked against HERALD_CHUANGRUI_MO_NAME/_PWD. Without a
+    pwd to check, anyone could forge a `TD` and suppress any number: refused (403) unless
+    HERALD_CHUANGRUI_MO_ALLOW_UNSIGNED says the operator accepts that."""
     payload = await request_fields(request)
     settings = get_settings()
     pwd = settings.chuangrui_mo_pwd.get_secret_value() if settings.chuangrui_mo_pwd else None
+    if pwd is None and not settings.chuangrui_mo_allow_unsigned:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "HERALD_CHUANGRUI_MO_PWD is not set (or HERALD_CHUANGRUI_MO_ALLOW_UNSIGNED=true)",
+        )
     try:
         chuangrui.verify_push_login(payload, name=settings.chuangrui_mo_name, pwd=pwd)
     except CallbackRejected as exc:
@@ -122,13 +118,14 @@ def refuse_replay(payload: dict[str, str]) -> None:
     with other fields is a replay. The very same push again is the vendor retrying, and is
     answered as before (the store keeps it once)."""
     seen = push_redis().get(seen_key(payload))
-    if seen is not None and seen != push_digest("chuangrui", "report", payload).encode():
+    digest = push_digest("chuangrui", "report", without_credentials(payload))
+    if seen is not None and seen != digest.encode():
         raise CallbackRejected("chuangrui report push replayed (its signature was seen before)")
 
 
 def remember_signature(payload: dict[str, str], window_s: float) -> None:
     """Only once the push is stored: a vendor's retry of a push we failed to store must pass."""
-    digest = push_digest("chuangrui", "report", payload)
+    digest = push_digest("chuangrui", "report", without_credentials(payload))
     push_redis().set(seen_key(payload), digest, px=max(1, int(2 * window_s * 1000)))
 
 
@@ -149,11 +146,21 @@ async def request_fields(request: Request) -> dict[str, str]:
     return fields
 
 
+def without_credentials(payload: dict[str, str]) -> dict[str, str]:
+    """The push with each non-empty credential field (`pwd`, ...) replaced by `***`."""
+    return {
+        key: MASK if key.lower() in CREDENTIAL_FIELDS and value else value
+        for key, value in payload.items()
+    }
+
+
 def store_and_apply_push(session: Session, vendor: str, kind: str, payload: dict[str, str]) -> int:
     """Store the push and have a worker apply it; a vendor's retry of a stored push is a no-op.
 
     Committed before the task is sent: the worker must find the push it is asked to apply.
+    Credential fields are masked first (their check is done): the store keeps no password.
     """
+    payload = without_credentials(payload)
     push, created = record_push(session, vendor=vendor, kind=kind, payload=payload, now=utcnow())
     session.commit()
     push_id = push.id

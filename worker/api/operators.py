@@ -1,21 +1,25 @@
-"""The operators' routes: suppressions, inbound messages, vendor products, health."""
+"""The operators' routes: suppressions, inbound messages, vendor products (API key needed),
+health (open)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import PlainTextResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from worker.api.auth import require_api_key
 from worker.api.deps import SessionDep
 from worker.messages import Mobile, normalise_mobile
 from worker.schemas import InboundPublic, ProductPublic, SuppressionPublic
 from worker.settings import PRODUCTS, balance_threshold, vendor_configured
 from worker.store import balances, inbound_messages, suppress, suppressions, unsuppress, utcnow
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(require_api_key)])
+health_router = APIRouter()
+"""Open to anyone: what a load balancer or supervisor asks."""
 
 
 class SuppressionIn(BaseModel):
@@ -84,6 +88,6 @@ def get_vendors(session: SessionDep) -> list[ProductPublic]:
     return products
 
 
-@router.get("/healthz", response_class=PlainTextResponse)
+@health_router.get("/healthz", response_class=PlainTextResponse)
 def healthz() -> str:
     return "ok"

@@ -6,9 +6,10 @@ routes hold no session of their own while accepting.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import JSONResponse
 
+from worker.api.auth import ApiKeyName, require_api_key
 from worker.api.deps import SessionDep
 from worker.errors import JobNotCancellable, JobNotFound
 from worker.jobs import cancel_job, read_job
@@ -23,7 +24,7 @@ from worker.producer import (
 from worker.schemas import JobAccepted, JobPublic
 from worker.store import utcnow
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(require_api_key)])
 
 
 def accepted_response(accepted: Accepted) -> JSONResponse:
@@ -38,29 +39,29 @@ def accepted_response(accepted: Accepted) -> JSONResponse:
     response_model=JobAccepted,
     responses={422: {"description": "A field breaks a rule; nothing was stored."}},
 )
-def post_sms(request: SmsRequest) -> JSONResponse:
+def post_sms(request: SmsRequest, caller: ApiKeyName) -> JSONResponse:
     """Accept an SMS job. A repeated idempotency key answers the first job."""
-    return accepted_response(submit_sms(request))
+    return accepted_response(submit_sms(request, api_key_name=caller))
 
 
 @router.post("/v1/mms", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
-def post_mms(request: MmsRequest) -> JSONResponse:
+def post_mms(request: MmsRequest, caller: ApiKeyName) -> JSONResponse:
     """Accept an MMS job; its frames are checked against the vendor's limits first."""
-    return accepted_response(submit_mms(request))
+    return accepted_response(submit_mms(request, api_key_name=caller))
 
 
 @router.post(
     "/v1/mms/personalised", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted
 )
-def post_personalised_mms(request: PersonalisedMmsRequest) -> JSONResponse:
+def post_personalised_mms(request: PersonalisedMmsRequest, caller: ApiKeyName) -> JSONResponse:
     """Accept a 5C personalised MMS: one picture and title, a text per number."""
-    return accepted_response(submit_personalised_mms(request))
+    return accepted_response(submit_personalised_mms(request, api_key_name=caller))
 
 
 @router.post("/v1/voice", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
-def post_voice(request: VoiceRequest) -> JSONResponse:
+def post_voice(request: VoiceRequest, caller: ApiKeyName) -> JSONResponse:
     """Accept a voice job: the template spoken to each number, one call each."""
-    return accepted_response(submit_voice(request))
+    return accepted_response(submit_voice(request, api_key_name=caller))
 
 
 @router.get("/v1/messages/{job_id}", response_model=JobPublic)

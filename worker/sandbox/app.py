@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from worker.sandbox import chuangrui, veesing_common
+from worker.sandbox import chuangrui, log_masking, veesing_common
 from worker.sandbox.chuangrui import Chuangrui
 from worker.sandbox.config import SandboxConfig
 from worker.sandbox.control import MoRequest, MoSender, control_router
@@ -37,6 +37,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        log_masking.install(config)
         yield
         await pushes.close()
 

@@ -9,8 +9,17 @@ holds one part; everything callers use is importable from here:
 - `sweeper`: due, stale and lost deliveries; `audits`: MMS contents and their audit
 - `reports`: applying a vendor's delivery report; `pushes`: stored pushes and inbound replies
 - `suppressions`: the opt-out list; `balances`: vendor balances
+- `api_keys`: the API keys `herald keys` made (hashes only)
 """
 
+from worker.store.api_keys import (
+    any_active_api_key,
+    api_keys,
+    create_api_key,
+    find_api_key,
+    hash_api_key,
+    revoke_api_key,
+)
 from worker.store.audits import (
     add_mms_content,
     decide_audit,
@@ -41,6 +50,7 @@ from worker.store.jobs import (
     mark_enqueued,
 )
 from worker.store.models import (
+    ApiKey,
     Delivery,
     DeliveryEvent,
     InboundMessage,
@@ -70,6 +80,7 @@ from worker.store.sweeper import (
 
 __all__ = [  # noqa: RUF022 (grouped by module, not sorted)
     # tables and types
+    "ApiKey",
     "Delivery",
     "DeliveryEvent",
     "InboundMessage",
@@ -130,4 +141,11 @@ __all__ = [  # noqa: RUF022 (grouped by module, not sorted)
     "suppressed_among",
     "suppressions",
     "unsuppress",
+    # API keys
+    "any_active_api_key",
+    "api_keys",
+    "create_api_key",
+    "find_api_key",
+    "hash_api_key",
+    "revoke_api_key",
 ]

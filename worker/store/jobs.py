@@ -39,6 +39,8 @@ class NewJob:
     send_at: datetime | None = None
     expires_at: datetime | None = None
     idempotency_key: str | None = None
+    api_key_name: str | None = None
+    """Who asked: the API key's name, "cli" for the command line, None for Python callers."""
 
 
 def create_job(session: Session, *, new: NewJob, now: datetime) -> tuple[Job, bool]:
@@ -60,6 +62,7 @@ def create_job(session: Session, *, new: NewJob, now: datetime) -> tuple[Job, bo
         on_daily_cap=new.on_daily_cap or DEFAULT_CAP_POLICY[new.channel.value],
         allow_failover=new.allow_failover,
         idempotency_key=new.idempotency_key,
+        api_key_name=new.api_key_name,
         send_at=new.send_at,
         expires_at=new.expires_at,
         created_at=now,

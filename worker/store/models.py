@@ -76,6 +76,7 @@ class Job(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_time_column(nullable=False))
     enqueued_at: datetime | None = Field(default=None, sa_column=_time_column())
     error_attempts: int = 0
+    api_key_name: str | None = Field(default=None, max_length=64)  # who asked: an API key, "cli"
 
 
 class Delivery(SQLModel, table=True):
@@ -174,3 +175,14 @@ class Suppression(SQLModel, table=True):
     phone: str = Field(primary_key=True, max_length=20)
     reason: str
     created_at: datetime = Field(default_factory=utcnow, sa_column=_time_column(nullable=False))
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key made by `herald keys create`: only its SHA-256 is kept. A revoked key keeps
+    its row, so its name is never given to another key and jobs still name who sent them."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_time_column(nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=_time_column())
