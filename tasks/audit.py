@@ -20,7 +20,13 @@ from sqlmodel import Session, col, select
 from tasks.routing import failover_target, move_to_vendor, trip_breaker
 from tasks.senders import create_veesing_mms
 from worker.enums import AuditStatus, Channel, DeliveryStatus
-from worker.errors import ConfigurationError, MessageRejected, VendorBlocked, VendorError
+from worker.errors import (
+    AmbiguousOutcome,
+    ConfigurationError,
+    MessageRejected,
+    VendorBlocked,
+    VendorError,
+)
 from worker.producer import enqueue_send
 from worker.retry import backoff_s
 from worker.settings import get_settings
@@ -87,8 +93,13 @@ def ready_to_send(job: Job, vendor: str) -> bool:
 
 def hold_queued_after_error(job: Job, vendor: str, error: VendorError | ConfigurationError) -> None:
     """Creating the content failed: nothing was sent, so a refusal fails the recipients and
-    anything else retries on the job's error budget (an ambiguous create is retried too: a
-    created but unused MMS costs nothing)."""
+    anything else retries on the job's error budget.
+
+    An ambiguous create (a read timeout, a 5xx, a reply that cannot be read) is retried too, so
+    the same content may be created twice. That is deliberate: `mmsApi/create` only stores the
+    content for the vendor's audit and messages no one, so at worst an unused MMS is left at the
+    vendor and its audit push matches no content here (kept, then flagged by the sweeper). The
+    send that follows an approval is what reaches recipients, and it goes once per batch."""
     settings = get_settings()
     now = utcnow()
     with session_scope() as session:
@@ -128,7 +139,15 @@ def hold_queued_after_error(job: Job, vendor: str, error: VendorError | Configur
                 f"MMS creation failed: {error} (gave up after {attempts} attempts)",
             )
             return
-        log.warning("creating the MMS of job %s failed: %s", job.id, error)
+        if isinstance(error, AmbiguousOutcome):
+            log.warning(
+                "creating the MMS of job %s may have succeeded unseen (%s); it will be created "
+                "again, and the first one, if any, is left unused",
+                job.id,
+                error,
+            )
+        else:
+            log.warning("creating the MMS of job %s failed: %s", job.id, error)
         if isinstance(error, VendorBlocked):
             wait_s = settings.vendor_blocked_cooldown_s
         else:

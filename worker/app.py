@@ -9,7 +9,17 @@ Why each setting (more in docs/design.md, "Celery settings", and Celery's config
 - prefetch 1: a worker holds no more unacked sends than it runs;
 - JSON only, and task arguments are job ids: no phone number or content reaches the broker,
   Flower or the logs; task events (what Flower shows) and the worker's and beat's logs are
-  redacted besides (worker/task_events.py, worker/log_redaction.py).
+  redacted besides (worker/task_events.py, worker/log_redaction.py);
+- a broker outage does not cancel running tasks
+  (`worker_cancel_long_running_tasks_on_connection_loss=False`): a send in the middle of its
+  vendor call finishes and records the outcome in the store, which does not need Redis. Its late
+  ack may then fail on the dead connection, and Redis (when it kept the message) hands the task
+  out again after the visibility timeout; that second run finds nothing left to claim, since the
+  store's claim is a conditional UPDATE (docs/design.md, promise 2). Cancelling instead left
+  rows in `sending`, which the sweeper can only call `unknown`;
+- where Celery itself cannot recover from a broker outage (it stays alive without consuming:
+  celery/celery#8030, #8091, #9054, #8990), `worker.liveness` makes the worker exit so that its
+  supervisor starts a new one; it probes through this worker's own queue (`worker_direct`).
 """
 
 from __future__ import annotations
@@ -22,8 +32,10 @@ from celery.signals import after_setup_logger, after_setup_task_logger
 from kombu.entity import Queue
 
 from worker import log_redaction
+from worker.liveness import LivenessStep, probe, quiet_probe_logs
 from worker.names import (
     APPLY_PUSH_TASK,
+    LIVENESS_TASK,
     POLL_BALANCES_TASK,
     POLL_FIVEC_REPORTS_TASK,
     RELEASE_DUE_TASK,
@@ -70,7 +82,8 @@ def make_celery() -> Celery:
         worker_prefetch_multiplier=1,
         task_time_limit=settings.task_time_limit_s,
         task_soft_time_limit=max(1, settings.task_time_limit_s * 3 // 4),
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_direct=True,
         worker_soft_shutdown_timeout=30,
         worker_enable_soft_shutdown_on_idle=True,
         worker_send_task_events=True,
@@ -86,9 +99,13 @@ def make_celery() -> Celery:
             APPLY_PUSH_TASK: {"queue": MAINTENANCE_QUEUE},
             POLL_BALANCES_TASK: {"queue": MAINTENANCE_QUEUE},
             POLL_FIVEC_REPORTS_TASK: {"queue": MAINTENANCE_QUEUE},
+            LIVENESS_TASK: {"queue": MAINTENANCE_QUEUE},  # sent to the worker's own queue
         },
         timezone="UTC",
     )
+    celery.task(name=LIVENESS_TASK, ignore_result=True, send_events=False, acks_late=False)(probe)
+    celery.steps["worker"].add(LivenessStep)
+    quiet_probe_logs()
     return celery
 
 

@@ -11,14 +11,17 @@
     └── VendorError               a vendor call did not end in a submission
         ├── NotSent               the vendor provably did not take the message: safe to send again
         │   ├── TransientError        a passing fault (connect error, 429/503, explicit retry reply)
-        │   │   └── UnknownReply      a reply no document lists: retried on a small budget
+        │   │   └── UnknownReply      a reply readable in the vendor's format that no document
+        │   │                         lists: retried on a small budget
         │   ├── RateLimited           too soon for this number: defer, do not count as an error
         │   ├── QuotaExceeded         a daily cap (per number or per account) is used up
         │   ├── RecipientRejected     this number can never receive it
         │   ├── MessageRejected       the content or template is refused
         │   └── VendorBlocked         credentials, balance, locked, IP: stop using the vendor
         └── AmbiguousOutcome      the request may have been taken (read timeout, 5xx, reset):
-                                  never resent by default, settled by reports
+            │                     never resent by default, settled by reports
+            └── UnreadableReply   an answer to a written request that cannot be read at all
+                                  (HTML, cut-off JSON, wrong encoding, empty, wrong shape)
 
 The `VendorError` leaves are the classes of docs/design.md, promise 4. Each vendor module maps every
 documented reply to one of them; tasks decide what to do from the class alone.
@@ -115,7 +118,9 @@ class TransientError(NotSent):
 
 
 class UnknownReply(TransientError):
-    """A reply that no vendor document lists: logged verbatim, retried on a small budget."""
+    """A reply that reads as the vendor's format but says something no document lists (an
+    unlisted code or message): the vendor answered, so it refused; logged verbatim, retried on a
+    small budget."""
 
 
 class RateLimited(NotSent):
@@ -148,3 +153,10 @@ class VendorBlocked(NotSent):
 
 class AmbiguousOutcome(VendorError):
     """The request may have reached the vendor: mark `unknown`, never resend by default."""
+
+
+class UnreadableReply(AmbiguousOutcome):
+    """The vendor's answer to a request it received cannot be read in its format at all: an HTML
+    page, cut-off or invalid JSON, bytes in another encoding, an empty body, a line of the wrong
+    shape. Whatever it says, the vendor may have taken the message, so it is never sent again by
+    default (docs/design.md, promise 2); the body is kept, truncated, for the operator."""

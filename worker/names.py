@@ -13,6 +13,8 @@ RELEASE_DUE_TASK = "herald.release_due"
 SWEEP_TASK = "herald.sweep"
 POLL_BALANCES_TASK = "herald.poll_balances"
 POLL_FIVEC_REPORTS_TASK = "herald.poll_fivec_reports"
+LIVENESS_TASK = "herald.liveness"
+"""A worker's probe of itself, sent to its own queue (`worker.liveness`)."""
 
 LIMIT_KEY_PREFIX = "herald:limit"
 """The vendors' rules of one product (`worker.limits.Keys`): minute, day and bucket keys."""

@@ -135,6 +135,14 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(1800, description="Redis redelivery of unacked tasks.")
     task_time_limit_s: int = Field(120, description="Hard limit of one task run.")
     worker_concurrency: int = Field(4, ge=1)
+    liveness_interval_s: float = Field(
+        15.0, ge=0, description="How often a worker probes that it still consumes; 0 = never."
+    )
+    liveness_timeout_s: float = Field(
+        180.0,
+        ge=0,
+        description="A worker with no probe consumed this long, Redis answering, exits; 0 = never.",
+    )
 
     # Beat schedule
     release_interval_s: float = Field(2.0, gt=0, description="How often due sends are released.")
@@ -171,7 +179,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _timeouts_nest(self) -> Settings:
-        """A task must end before its recipients are presumed lost, and before Redis redelivers."""
+        """A task must end before its recipients are presumed lost, before Redis redelivers it,
+        and before a worker busy with it is presumed to have stopped consuming."""
         if self.task_time_limit_s <= self.http_connect_timeout_s + self.http_read_timeout_s:
             raise ValueError("HERALD_TASK_TIME_LIMIT_S must exceed HTTP connect + read timeouts")
         if self.sending_timeout_s <= self.task_time_limit_s:
@@ -179,6 +188,14 @@ class Settings(BaseSettings):
         if self.visibility_timeout_s <= 2 * self.task_time_limit_s:
             raise ValueError(
                 "HERALD_VISIBILITY_TIMEOUT_S must exceed twice HERALD_TASK_TIME_LIMIT_S"
+            )
+        liveness = self.liveness_interval_s > 0 and self.liveness_timeout_s > 0
+        if liveness and (
+            self.liveness_timeout_s <= self.task_time_limit_s + self.liveness_interval_s
+        ):
+            raise ValueError(
+                "HERALD_LIVENESS_TIMEOUT_S must exceed HERALD_TASK_TIME_LIMIT_S plus "
+                "HERALD_LIVENESS_INTERVAL_S (a probe may wait for the longest task)"
             )
         return self
 

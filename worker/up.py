@@ -6,7 +6,12 @@ the environment), the HTTP API, a Celery worker, beat and Flower. The settings i
 written to `<data_dir>/up.env` so that `herald send` and `herald status` in the same folder talk
 to this system; the file is removed on exit. Flower asks for a password, made once and kept in
 `<data_dir>/flower-auth` unless HERALD_FLOWER_BASIC_AUTH gives one. The API starts without API
-keys only on loopback (worker/api/auth.py). Ctrl-C stops everything, newest first.
+keys only on loopback (worker/api/auth.py).
+
+A part that exits is started again, as a supervisor would (a worker that stops consuming after a
+Redis outage exits on purpose for that: `worker.liveness`): after 1 s, then after twice as long
+each time it exits again within a minute of starting, up to a minute between tries, with a line
+for each restart. Ctrl-C stops everything, newest first.
 """
 
 from __future__ import annotations
@@ -37,13 +42,29 @@ SANDBOX_VEESING_APP_KEY = "sandbox-app-key"
 STOP_GRACE_S = 15.0
 FLOWER_AUTH_FILE = "flower-auth"
 FLOWER_USER = "herald"
+RESTART_FIRST_S = 1.0
+RESTART_MAX_S = 60.0
+HEALTHY_RUN_S = 60.0
+"""A part that ran this long before it exited is started again after the first wait."""
+
+
+def restart_delay_s(quick_exits: int) -> float:
+    """The wait before starting a part again, after `quick_exits` exits in a row that each came
+    within `HEALTHY_RUN_S` of its start: 1 s, 2 s, 4 s, ... up to `RESTART_MAX_S`."""
+    return min(RESTART_MAX_S, RESTART_FIRST_S * 2.0 ** min(quick_exits, 16))
 
 
 @dataclass
 class Child:
     name: str
+    argv: list[str]
+    extra_env: dict[str, str]
     process: subprocess.Popen[bytes]
     log_path: Path
+    started_at: float
+    restarts: int = 0
+    quick_exits: int = 0
+    restart_at: float | None = None
 
 
 @dataclass
@@ -58,19 +79,45 @@ class LocalSystem:
         return self.settings.data_dir / "logs"
 
     def start(self, name: str, argv: list[str], extra_env: Mapping[str, str] = {}) -> Child:
-        self.logs.mkdir(parents=True, exist_ok=True)
         log_path = self.logs / f"{name}.log"
+        process = self.spawn(argv, extra_env, log_path)
+        child = Child(name, argv, dict(extra_env), process, log_path, time.monotonic())
+        self.children.append(child)
+        return child
+
+    def spawn(
+        self, argv: list[str], extra_env: Mapping[str, str], log_path: Path
+    ) -> subprocess.Popen[bytes]:
+        self.logs.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log_file:
-            process = subprocess.Popen(
+            return subprocess.Popen(
                 argv,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **self.env, **extra_env},
                 start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
             )
-        child = Child(name, process, log_path)
-        self.children.append(child)
-        return child
+
+    def supervise(self, now: float) -> None:
+        """Start again, when its wait is over, each part that exited."""
+        for child in self.children:
+            if child.restart_at is None:
+                code = child.process.poll()
+                if code is None:
+                    continue
+                ran_s = now - child.started_at
+                child.quick_exits = child.quick_exits + 1 if ran_s < HEALTHY_RUN_S else 0
+                wait_s = restart_delay_s(child.quick_exits)
+                child.restart_at = now + wait_s
+                self.say(
+                    f"{child.name} stopped (exit {code}) after {ran_s:.0f} s; starting it again "
+                    f"in {wait_s:.0f} s; see {child.log_path}"
+                )
+            elif now >= child.restart_at:
+                child.process = self.spawn(child.argv, child.extra_env, child.log_path)
+                child.started_at, child.restart_at = now, None
+                child.restarts += 1
+                self.say(f"{child.name} started again (restart {child.restarts})")
 
     def stop(self) -> None:
         for child in reversed(self.children):
@@ -101,11 +148,7 @@ def run_local_system(say: Callable[[str], None] = print) -> int:
     try:
         start_everything(system)
         while not stop_requested:
-            for child in system.children:
-                if child.process.poll() is not None:
-                    code = child.process.returncode
-                    say(f"{child.name} stopped (exit {code}); see {child.log_path}")
-                    return 1
+            system.supervise(time.monotonic())
             time.sleep(0.5)
         say("stopping ...")
         return 0

@@ -21,6 +21,7 @@ from worker.errors import (
     ReportFormatError,
     TransientError,
     UnknownReply,
+    UnreadableReply,
     VendorBlocked,
     VendorError,
 )
@@ -109,9 +110,15 @@ def test_a_failure_may_be_the_code_alone() -> None:
         parse_send_reply(b"13\r\n")
 
 
-@pytest.mark.parametrize("body", [b"", b"99,new code", b"<html>error</html>", b"OK"])
+@pytest.mark.parametrize("body", [b"99,new code", b"99", b"-7,\xcf\xb5\xcd\xb3"])
 def test_an_undocumented_reply_is_an_unknown_reply(body: bytes) -> None:
     with pytest.raises(UnknownReply):
+        parse_send_reply(body)
+
+
+@pytest.mark.parametrize("body", [b"", b"<html>error</html>", b"OK", b"\xff\xfe0\x00"])
+def test_a_body_that_is_no_reply_line_is_unreadable_hence_ambiguous(body: bytes) -> None:
+    with pytest.raises(UnreadableReply):
         parse_send_reply(body)
 
 

@@ -22,6 +22,7 @@ from worker.errors import (
     RecipientRejected,
     ReportFormatError,
     UnknownReply,
+    UnreadableReply,
     VendorBlocked,
     VendorError,
 )
@@ -107,11 +108,15 @@ def test_the_case_and_the_full_stop_of_an_error_do_not_matter(reply: str) -> Non
         parse_send_reply(reply.encode())
 
 
-@pytest.mark.parametrize(
-    "reply", ["error:30911175558600", "error:Black keywords is:党中央", "OK", "", "<html>"]
-)
+@pytest.mark.parametrize("reply", ["error:30911175558600", "error:Black keywords is:党中央"])
 def test_an_undocumented_reply_is_an_unknown_reply(reply: str) -> None:
     with pytest.raises(UnknownReply):
+        parse_send_reply(reply.encode())
+
+
+@pytest.mark.parametrize("reply", ["OK", "", "<html>", "success"])
+def test_a_reply_neither_success_nor_error_is_unreadable_hence_ambiguous(reply: str) -> None:
+    with pytest.raises(UnreadableReply):
         parse_send_reply(reply.encode())
 
 

@@ -22,6 +22,7 @@ from worker.errors import (
     ReportFormatError,
     TransientError,
     UnknownReply,
+    UnreadableReply,
     VendorBlocked,
     VendorError,
 )
@@ -131,8 +132,8 @@ def test_an_undocumented_message_is_an_unknown_reply_kept_verbatim() -> None:
     [b"<html>502 Bad Gateway</html>", b"", b"[1, 2]", b'{"message": "ok"}'],
     ids=["html", "empty", "list", "no returnStatus"],
 )
-def test_a_body_that_is_not_the_documented_json_is_an_unknown_reply(body: bytes) -> None:
-    with pytest.raises(UnknownReply):
+def test_a_body_that_is_not_the_documented_json_is_unreadable_hence_ambiguous(body: bytes) -> None:
+    with pytest.raises(UnreadableReply):
         parse_reply(body)
 
 

@@ -4,7 +4,8 @@ Read beside the Chuangrui SMS document (docs/vendors.md). The address comes from
 support (setting HERALD_CHUANGRUI_URL); send (`type=pt`) and balance (`type=balance`) are posted
 to it as forms. A send is answered by one CSV line, `code,sendid,invalid,success,black,msg`
 (section 1.7; a field may carry a leading space, as in the document's sample) or, when `code` is
-not 0, by `code,msg` only. `CHUANGRUI_CODES` maps every documented code to an error class.
+not 0, by `code,msg` only. `CHUANGRUI_CODES` maps every documented code to an error class; a
+body that is no such line (empty, an HTML page, no numeric code first) is `UnreadableReply`.
 
 Report pushes are signed: `name = MD5(AccessSecret + random + timestamp)` (section 3.1);
 `verify_report_signature` checks it and the timestamp's freshness before anything is parsed.
@@ -26,7 +27,6 @@ from worker.clock import SHANGHAI, parse_vendor_time
 from worker.delivery_reports import DeliveryReport, InboundReply, status_from_word
 from worker.enums import Channel
 from worker.errors import (
-    AmbiguousOutcome,
     CallbackRejected,
     FieldProblem,
     InvalidInput,
@@ -35,6 +35,7 @@ from worker.errors import (
     ReportFormatError,
     TransientError,
     UnknownReply,
+    UnreadableReply,
     VendorBlocked,
 )
 from worker.vendors.codes import ErrorClass, refusal
@@ -44,6 +45,9 @@ VENDOR = "chuangrui"
 STIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 CONTENT_MAX_CHARS = 500
 DIGITS = re.compile(r"^[0-9]+$")
+CODE = re.compile(r"^-?[0-9]+$")
+UNDECODABLE = "\ufffd"
+"""What a byte that is not UTF-8 decodes to: a send id holding it cannot be matched to reports."""
 MILLISECOND_TIMESTAMP_DIGITS = 13
 MO_FIELD_SEPARATOR = "#@#"
 MO_RECORD_SEPARATOR = "#@@#"
@@ -95,10 +99,16 @@ class Balance:
 
 
 def _reply_fields(body: bytes) -> list[str]:
+    """The reply line's fields, or `UnreadableReply` when the body is no such line: empty, or
+    not starting with a numeric code (an HTML page, bytes in another encoding). The message
+    field may carry text in any encoding: the code decides."""
     text = body.decode("utf-8", errors="replace").strip()
     if not text:
-        raise UnknownReply(VENDOR, "empty reply")
-    return [part.strip() for part in text.split(",", 5)]
+        raise UnreadableReply(VENDOR, "empty reply")
+    fields = [part.strip() for part in text.split(",", 5)]
+    if not CODE.match(fields[0]):
+        raise UnreadableReply(VENDOR, f"not a reply line: {text[:200]!r}")
+    return fields
 
 
 def _raise_failure(fields: list[str], table: Mapping[str, ErrorClass]) -> None:
@@ -109,19 +119,19 @@ def _raise_failure(fields: list[str], table: Mapping[str, ErrorClass]) -> None:
 def parse_send_reply(body: bytes) -> Submission:
     """Parse the send reply line; raise the mapped `NotSent` class for a documented failure.
 
-    A `0` whose other fields cannot be read is `AmbiguousOutcome`: the vendor says it took the
-    message, so it must not be sent again.
+    A `0` whose other fields cannot be read is `UnreadableReply` (ambiguous): the vendor says it
+    took the message, so it must not be sent again. So is a body that is no reply line at all.
     """
     fields = _reply_fields(body)
     if fields[0] != "0":
         _raise_failure(fields, CHUANGRUI_CODES)
     reply = ",".join(fields)[:200]
-    if len(fields) != 6 or not fields[1]:
-        raise AmbiguousOutcome(VENDOR, f"code 0 without the documented six fields: {reply!r}")
+    if len(fields) != 6 or not fields[1] or UNDECODABLE in fields[1]:
+        raise UnreadableReply(VENDOR, f"code 0 without the documented six fields: {reply!r}")
     send_id, invalid, success, black, message = fields[1:]
     counts = (invalid, success, black)
     if not all(DIGITS.match(count) for count in counts):
-        raise AmbiguousOutcome(VENDOR, f"code 0 with counts that are not numbers: {reply!r}")
+        raise UnreadableReply(VENDOR, f"code 0 with counts that are not numbers: {reply!r}")
     return Submission(send_id, int(invalid), int(success), int(black), message)
 
 

@@ -4,7 +4,7 @@ Read beside the Meilian 5C MMS document (docs/vendors.md). Every call is a form 
 m.5c.com.cn (setting HERALD_FIVEC_BASE). Replies are one line of text: `success:msgid`, or
 `error:<reason>` where the document writes some reasons with a capital `Error:` and one with a
 trailing full stop; both are read case-blind and without the stop. `FIVEC_ERRORS` maps every
-documented reason to an error class.
+documented reason to an error class; a send answered by neither is `UnreadableReply`.
 
 Reports are not pushed: `api/recv/index.php` returns each record once and then forgets it, so
 `fetch_report_body` hands back the raw bytes for the caller to store before
@@ -29,13 +29,13 @@ from worker.clock import SHANGHAI
 from worker.delivery_reports import DeliveryReport, status_from_word
 from worker.enums import Channel
 from worker.errors import (
-    AmbiguousOutcome,
     FieldProblem,
     InvalidInput,
     MessageRejected,
     RecipientRejected,
     ReportFormatError,
     UnknownReply,
+    UnreadableReply,
     VendorBlocked,
 )
 from worker.mms import Media, Mms, encode_for_fivec, fivec_title_problems, validate_for_fivec
@@ -52,6 +52,8 @@ BATCH_PICTURE_TYPES = frozenset({"jpg", "jpeg", "gif", "png"})
 BATCH_MAX_XML_BYTES = 100 * 1024 * 1024
 XML_DECLARATION = "<?xml version='1.0' encoding='UTF-8' ?>"
 NO_RECORD = "no record"
+UNDECODABLE = "\ufffd"
+"""What a byte that is not UTF-8 decodes to: a msgid holding it cannot be matched to reports."""
 DIGITS = re.compile(r"^[0-9]+$")
 BALANCE = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 REPORT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -117,17 +119,19 @@ def _raise_error_reply(text: str) -> None:
 def parse_send_reply(body: bytes) -> str:
     """The msgid of a `success:msgid` reply; the mapped class for an `error:` reply.
 
-    A success without a msgid is `AmbiguousOutcome`: the vendor took the MMS, so it must not
-    be sent again.
+    A body that is neither (empty, an HTML page, bytes in another encoding) is `UnreadableReply`,
+    and so is a success without a readable msgid: the vendor may have taken the MMS, so it must
+    not be sent again.
     """
     text = _reply_text(body)
     _raise_error_reply(text)
     prefix, colon, msgid = text.partition(":")
     if not colon or prefix.strip().lower() != "success":
-        raise UnknownReply(VENDOR, f"undocumented reply: {text[:200]!r}")
-    if not msgid.strip():
-        raise AmbiguousOutcome(VENDOR, f"success without a msgid: {text[:200]!r}")
-    return msgid.strip()
+        raise UnreadableReply(VENDOR, f"neither success: nor error: {text[:200]!r}")
+    msgid = msgid.strip()
+    if not msgid or UNDECODABLE in msgid:
+        raise UnreadableReply(VENDOR, f"success without a readable msgid: {text[:200]!r}")
+    return msgid
 
 
 def parse_balance_reply(body: bytes) -> Decimal:

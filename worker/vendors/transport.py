@@ -5,9 +5,13 @@ What decides the class is whether the request can have reached the vendor:
 
 - it never left (connect error, connect/pool timeout) or the vendor said "not now" (429, 503):
   `TransientError`, safe to send again;
-- it may have been taken (read/write timeout, dropped connection, 500/502/504): `AmbiguousOutcome`;
+- it may have been taken (read/write timeout, dropped connection, any 5xx but 503, such as a
+  gateway's 500/502/504 page): `AmbiguousOutcome`;
 - the vendor refused who we are (401/403) or the address is wrong (404, 405): `VendorBlocked`;
 - any other non-2xx status: `UnknownReply`, retried on a small budget.
+
+A 2xx body is the adapter's to read; one it cannot read at all is `UnreadableReply`, ambiguous
+too (docs/vendors.md, "Shared rules").
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ AMBIGUOUS_EXCEPTIONS: tuple[type[httpx.HTTPError], ...] = (
     httpx.ProxyError,
 )
 RETRY_STATUSES = frozenset({429, 503})
-AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
 BLOCKED_STATUSES = frozenset({401, 403, 404, 405})
 
 
@@ -69,7 +72,7 @@ def exchange(
     summary = f"HTTP {status} on {where}"
     if status in RETRY_STATUSES:
         raise TransientError(vendor, summary, retry_after_s=retry_after_s(response))
-    if status in AMBIGUOUS_STATUSES:
+    if 500 <= status < 600:
         raise AmbiguousOutcome(vendor, summary)
     if status in BLOCKED_STATUSES:
         raise VendorBlocked(vendor, summary)

@@ -31,6 +31,7 @@ from worker.errors import (
     ReportFormatError,
     TransientError,
     UnknownReply,
+    UnreadableReply,
     VendorBlocked,
 )
 from worker.vendors.codes import ErrorClass, refusal
@@ -91,16 +92,12 @@ class VeesingCredentials:
 def parse_reply(body: bytes) -> VeesingReply:
     """Parse a Veesing JSON reply; raise the mapped `NotSent` class for `returnStatus` "0".
 
-    A body that is not the documented JSON, or a message no document lists, is `UnknownReply`
-    with the body kept verbatim (truncated) for the operator.
+    A body that is not the documented JSON object at all (HTML, cut-off JSON, not UTF-8, empty,
+    no `returnStatus`) is `UnreadableReply`: the vendor may have taken the request. A readable
+    reply whose status or message no document lists is `UnknownReply`. Either keeps the body
+    verbatim (truncated) for the operator.
     """
-    text = body.decode("utf-8", errors="replace")
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError:
-        raise UnknownReply(VENDOR, f"not JSON: {text[:200]!r}") from None
-    if not isinstance(payload, dict) or "returnStatus" not in payload:
-        raise UnknownReply(VENDOR, f"no returnStatus: {text[:200]!r}")
+    payload = _json_object(body)
     status = str(payload["returnStatus"]).strip()
     message = normalise_message(str(payload.get("message") or ""))
     if status == "1":
@@ -117,6 +114,21 @@ def parse_reply(body: bytes) -> VeesingReply:
     raise UnknownReply(VENDOR, f"returnStatus {status!r}: {message!r}")
 
 
+def _json_object(body: bytes) -> dict[str, object]:
+    """The reply as a JSON object with a `returnStatus`, or `UnreadableReply`."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UnreadableReply(VENDOR, f"not UTF-8: {body[:200]!r}") from None
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError:
+        raise UnreadableReply(VENDOR, f"not JSON: {text[:200]!r}") from None
+    if not isinstance(payload, dict) or "returnStatus" not in payload:
+        raise UnreadableReply(VENDOR, f"no returnStatus: {text[:200]!r}")
+    return payload
+
+
 def _optional_str(value: object) -> str | None:
     if value is None:
         return None
@@ -125,13 +137,15 @@ def _optional_str(value: object) -> str | None:
 
 
 def _optional_int(value: object) -> int | None:
+    """A count of a success reply; one that is not a number makes the reply unreadable (the
+    vendor said it took the request, so it must not be sent again)."""
     text = _optional_str(value)
     if text is None:
         return None
     try:
         return int(text)
     except ValueError:
-        raise UnknownReply(VENDOR, f"not a whole number: {text!r}") from None
+        raise UnreadableReply(VENDOR, f"not a whole number: {text[:50]!r}") from None
 
 
 @dataclass(frozen=True)
