@@ -7,6 +7,7 @@
     ├── CallbackRejected          a vendor push failed authentication
     ├── ReportFormatError         a vendor report or push could not be parsed
     ├── ConfigurationError        a vendor or product is used without its settings
+    ├── StoreUnavailable          the job store cannot be reached now: try again shortly
     └── VendorError               a vendor call did not end in a submission
         ├── NotSent               the vendor provably did not take the message: safe to send again
         │   ├── TransientError        a passing fault (connect error, 429/503, explicit retry reply)
@@ -75,6 +76,14 @@ class ReportFormatError(HeraldError, ValueError):
 
 class ConfigurationError(HeraldError):
     """A vendor or product is used without the settings it needs."""
+
+
+class StoreUnavailable(HeraldError):
+    """The job store cannot be reached (connection refused or lost, no pooled connection free).
+
+    Nothing was decided: the caller tries again shortly (the API answers 503 with Retry-After,
+    a task retries). The message names the driver's error class only, never the store's URL.
+    """
 
 
 class VendorError(HeraldError):
