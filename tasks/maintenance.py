@@ -7,26 +7,21 @@
   worker that died before calling the vendor are queued again; recipients `sending` for longer
   than any task can run become `unknown` (never resent: the call may have reached the vendor);
   recipients awaiting an MMS audit move on once it is decided, or fail when it never comes;
-  pushes not yet applied are applied again.
+  pushes not yet applied are applied again, each on its own (tasks/pushes.py `sweep_pushes`).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, select
-
-from tasks.pushes import apply_stored_push
+from tasks.pushes import sweep_pushes
 from worker.app import app
 from worker.names import RELEASE_DUE_TASK, SWEEP_TASK
 from worker.producer import enqueue_send
 from worker.settings import get_settings
 from worker.store import (
-    VendorPush,
     expire_stale_sending,
     mark_enqueued,
-    mark_push_applied,
     release_due,
     requeue_stale_claims,
     session_scope,
@@ -36,8 +31,6 @@ from worker.store import (
 )
 
 log = logging.getLogger(__name__)
-
-PUSHES_PER_SWEEP = 500
 
 
 @app.task(name=RELEASE_DUE_TASK)
@@ -55,7 +48,8 @@ def sweep() -> dict[str, int]:
     now = utcnow()
     with session_scope() as session:
         lost = expire_stale_sending(session, now=now, older_than_s=settings.sending_timeout_s)
-        reclaimed = requeue_stale_claims(session, now=now, older_than_s=settings.sending_timeout_s)
+        lease_s = min(settings.claim_lease_s, settings.sending_timeout_s)
+        reclaimed = requeue_stale_claims(session, now=now, older_than_s=lease_s)
         stale = stale_queued_jobs(session, now=now, older_than_s=settings.requeue_after_s)
         audited = settle_audits(session, now=now, timeout_s=settings.mms_audit_timeout_s)
         stale = sorted(set(stale) | set(reclaimed) | set(audited))
@@ -64,26 +58,5 @@ def sweep() -> dict[str, int]:
         log.error("%d recipients were left sending by a stopped worker: now unknown", len(lost))
     for job_id in stale:
         enqueue_send(job_id)
-    with session_scope() as session:
-        window = now - timedelta(seconds=settings.unmatched_report_window_s)
-        pending = session.exec(
-            select(VendorPush)
-            .where(col(VendorPush.applied_at).is_(None))
-            .order_by(col(VendorPush.id))
-            .limit(PUSHES_PER_SWEEP)
-        )
-        outcomes = [
-            apply_stored_push(session, push=push, now=now)
-            if push.received_at >= window
-            else give_up_on(session, push=push, now=now)
-            for push in pending
-        ]
-    return {"unknown": len(lost), "requeued": len(stale), "pushes": len(outcomes)}
-
-
-def give_up_on(session: Session, *, push: VendorPush, now: datetime) -> str:
-    """A report that still names no stored delivery after the window: flagged, kept, left."""
-    outcome = f"unmatched after {get_settings().unmatched_report_window_s:.0f} s: flagged"
-    log.error("%s %s push %s matched no delivery in time; flagged", push.vendor, push.kind, push.id)
-    mark_push_applied(session, push=push, outcome=outcome, now=now)
-    return outcome
+    pushes = sweep_pushes(now=now)
+    return {"unknown": len(lost), "requeued": len(stale), "pushes": pushes}

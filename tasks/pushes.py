@@ -4,6 +4,13 @@ The API commits each push as received (`VendorPush`) and enqueues `herald.apply_
 id; the sweeper applies again any push that is still unapplied, so a push is never lost to a
 worker that was down. Applying twice is harmless: a report only moves a delivery that is still
 waiting for one.
+
+Each push is applied in a transaction of its own. One whose apply fails for any reason but an
+outage of the store (a database refusal such as PostgreSQL's DataError, a parser's untyped
+error) is quarantined: marked applied with `quarantined: <error class>` and left in the store
+for an operator, so it never blocks the others. The sweep takes pushes no worker has tried yet
+first, then goes round those tried before (their report named no stored delivery yet) a batch
+at a time, so stored unmatched pushes never starve the matched ones.
 """
 
 from __future__ import annotations
@@ -12,13 +19,15 @@ import base64
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from worker.app import app
 from worker.delivery_reports import AuditResult, DeliveryReport, InboundReply, VendorNews
-from worker.errors import ReportFormatError
+from worker.errors import ReportFormatError, StoreUnavailable
 from worker.names import APPLY_PUSH_TASK
 from worker.producer import enqueue_send
 from worker.settings import get_settings
@@ -34,13 +43,45 @@ from worker.store import (
     suppress,
     utcnow,
 )
+from worker.store.pushes import pushes_never_tried, pushes_to_retry, quarantine_push
 from worker.vendors import chuangrui, fivec, veesing, veesing_mms, veesing_voice
 
 log = logging.getLogger(__name__)
 
 
+PUSHES_PER_SWEEP = 500
+"""Pushes never tried that one sweep applies at most, oldest first."""
+RETRIES_PER_SWEEP = 100
+"""Pushes tried before (unmatched) that one sweep tries again, going round them all: each is
+retried every (unmatched pushes / RETRIES_PER_SWEEP) sweeps, and never delays a new one."""
+
+
 @app.task(name=APPLY_PUSH_TASK)
 def apply_push(push_id: int) -> str:
+    return apply_push_alone(push_id, now=utcnow())
+
+
+def apply_push_alone(push_id: int, *, now: datetime, flag_before: datetime | None = None) -> str:
+    """Apply one stored push in a transaction of its own, or quarantine it when that fails
+    (an outage of the store is raised instead: the push is then tried again later). A push
+    received before `flag_before` that is still unapplied is flagged rather than applied.
+
+    A unique key broken by a concurrent writer (two opt-outs of one number at once) is tried
+    once more first: the second try finds the row the other one committed."""
+    tries_left = 2
+    while True:
+        tries_left -= 1
+        try:
+            return apply_in_transaction(push_id, now=now, flag_before=flag_before)
+        except (StoreUnavailable, SoftTimeLimitExceeded):
+            raise
+        except Exception as exc:
+            if isinstance(exc, IntegrityError) and tries_left > 0:
+                continue
+            return quarantine(push_id, exc, now=now)
+
+
+def apply_in_transaction(push_id: int, *, now: datetime, flag_before: datetime | None) -> str:
     with session_scope() as session:
         push = session.get(VendorPush, push_id)
         if push is None:
@@ -48,7 +89,53 @@ def apply_push(push_id: int) -> str:
             return "missing"
         if push.applied_at is not None:
             return "already applied"
-        return apply_stored_push(session, push=push, now=utcnow())
+        if flag_before is not None and push.received_at < flag_before:
+            return give_up_on(session, push=push, now=now)
+        return apply_stored_push(session, push=push, now=now)
+
+
+def quarantine(push_id: int, error: Exception, *, now: datetime) -> str:
+    """Set aside a push whose apply failed, naming only the error's class: a database error's
+    words may quote the push's fields (numbers, content)."""
+    name = type(error).__name__
+    log.error("push %s could not be applied (%s): quarantined, kept for an operator", push_id, name)
+    with session_scope() as session:
+        quarantine_push(session, push_id=push_id, error=name, now=now)
+    return f"quarantined: {name}"
+
+
+@dataclass
+class RetryCursor:
+    """Where this process's sweeps are in their round of pushes tried before. It lives in the
+    process only: a restart merely begins the round again."""
+
+    after_id: int = 0
+
+
+_retry_cursor = RetryCursor()
+
+
+def sweep_pushes(*, now: datetime) -> int:
+    """Apply pushes not applied yet: those never tried (up to PUSHES_PER_SWEEP), then the next
+    RETRIES_PER_SWEEP of the round of pushes tried before; those unmatched past the window are
+    flagged. Returns how many pushes were handled."""
+    flag_before = now - timedelta(seconds=get_settings().unmatched_report_window_s)
+    with session_scope() as session:
+        fresh = pushes_never_tried(session, limit=PUSHES_PER_SWEEP)
+        retries = pushes_to_retry(session, after_id=_retry_cursor.after_id, limit=RETRIES_PER_SWEEP)
+    if retries:
+        _retry_cursor.after_id = retries[-1]
+    for push_id in fresh + retries:
+        apply_push_alone(push_id, now=now, flag_before=flag_before)
+    return len(fresh) + len(retries)
+
+
+def give_up_on(session: Session, *, push: VendorPush, now: datetime) -> str:
+    """A report that still names no stored delivery after the window: flagged, kept, left."""
+    outcome = f"unmatched after {get_settings().unmatched_report_window_s:.0f} s: flagged"
+    log.error("%s %s push %s matched no delivery in time; flagged", push.vendor, push.kind, push.id)
+    mark_push_applied(session, push=push, outcome=outcome, now=now)
+    return outcome
 
 
 def apply_stored_push(session: Session, *, push: VendorPush, now: datetime) -> str:

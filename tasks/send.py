@@ -18,6 +18,9 @@ class of what happened (worker.errors):
 
 No wait is a Celery countdown: deferred recipients carry `not_before` in the store and beat's
 `herald.release_due` enqueues them again, so no message sits in Redis past its visibility timeout.
+The one exception is an unreachable store: the task then retries itself within seconds (far
+below the visibility timeout), a few times, before leaving the job to the sweeper; an outcome
+that could not be written after a vendor call is retried on the spot (`settle_durably`).
 """
 
 from __future__ import annotations
@@ -25,15 +28,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
+import redis
 from sqlmodel import col, select
 
 from tasks.audit import ready_to_send
 from tasks.limiters import limiter_for
 from tasks.routing import breaker_reason, failover_target, move_to_vendor
 from tasks.senders import sender_for
-from tasks.settle import Accepted, apply_cap_policy, defer_ids, settle
+from tasks.settle import BEFORE_CALL, Accepted, apply_cap_policy, defer_ids, settle_durably
 from worker.app import app
 from worker.breaker import seconds_left
 from worker.enums import UNSENT, DeliveryStatus, Purpose
@@ -43,9 +48,10 @@ from worker.errors import (
     MessageRejected,
     NotSent,
     RateLimited,
+    StoreUnavailable,
     VendorError,
 )
-from worker.limits import Hold, RateLimiter
+from worker.limits import Hold, RateLimiter, Reservation
 from worker.names import SEND_JOB_TASK
 from worker.redis_client import redis_client
 from worker.settings import get_settings
@@ -66,10 +72,36 @@ from worker.store import (
 log = logging.getLogger(__name__)
 
 
-@app.task(name=SEND_JOB_TASK, max_retries=None)
-def send_job(job_id: str) -> str:
-    """Send every queued recipient of one job. The argument is the job id and nothing else."""
-    return deliver_job(job_id)
+STORE_RETRIES = 8
+"""Times the task retries itself while the store is unreachable; then the sweeper, which rings
+again for any job whose queued recipients were enqueued long ago, takes over."""
+STORE_RETRY_MAX_COUNTDOWN_S = 15.0
+
+
+@app.task(name=SEND_JOB_TASK, bind=True, max_retries=None)
+def send_job(self: Any, job_id: str) -> str:
+    """Send every queued recipient of one job. The argument is the job id and nothing else.
+
+    While the store is unreachable the task retries itself after a few seconds. That is safe
+    wherever the outage struck: rows it had claimed come back when their lease ends, and an
+    outcome it could not record is retried before that (`settle_durably`).
+    """
+    try:
+        return deliver_job(job_id)
+    except StoreUnavailable as exc:
+        retries = int(self.request.retries or 0)
+        if retries >= STORE_RETRIES:
+            log.error("send_job %s: %s; leaving the job to the sweeper", job_id, exc)
+            return "store unavailable"
+        countdown = store_retry_countdown_s(retries)
+        log.warning("send_job %s: %s; trying again in %.0f s", job_id, exc, countdown)
+        raise self.retry(countdown=countdown, max_retries=None) from None
+
+
+def store_retry_countdown_s(retries: int) -> float:
+    """1, 2, 4, 8, then 15 s: short, since the outage may last seconds, and far below the
+    visibility timeout, so the retry message is never redelivered while it waits."""
+    return min(float(2**retries), STORE_RETRY_MAX_COUNTDOWN_S)
 
 
 def deliver_job(job_id: str) -> str:
@@ -114,48 +146,92 @@ def deliver_via(job: Job, vendor: str) -> int:
     batch_size = batch_size_for(job, vendor, settings.batch_size)
     calls = 0
     while True:
+        claimed_at = utcnow()
         with session_scope() as session:
             claimed = claim_for_sending(
-                session, job_id=job.id, vendor=vendor, now=utcnow(), limit=batch_size
+                session, job_id=job.id, vendor=vendor, now=claimed_at, limit=batch_size
             )
         if not claimed:
             return calls
         together = [d for d in claimed if not d.send_alone]
         batches = [together] if together else []
         batches += [[d] for d in claimed if d.send_alone]
-        calls += sum(send_batch(job, vendor, limiter, batch) for batch in batches)
+        calls += sum(
+            send_batch(job, vendor, limiter, batch, claimed_at=claimed_at) for batch in batches
+        )
 
 
-def send_batch(job: Job, vendor: str, limiter: RateLimiter, batch: Sequence[Delivery]) -> int:
-    """Suppression, limits and pacing, then one vendor call for what is left; the calls made."""
+def send_batch(
+    job: Job,
+    vendor: str,
+    limiter: RateLimiter,
+    batch: Sequence[Delivery],
+    *,
+    claimed_at: datetime,
+) -> int:
+    """Suppression, limits and pacing, then one vendor call for what is left; the calls made.
+
+    `claimed_at` is the claim's token: if the claim outlived its lease and the rows were claimed
+    again by another worker, `mark_sending` moves none of them and nothing is sent from here.
+    Until then only rows still `claimed` are moved.
+    """
     batch = drop_suppressed(job, batch)
     if not batch:
         return 0
     reservation = limiter.reserve([d.phone for d in batch])
-    hold_back(job, vendor, batch, reservation.held)
-    granted = [d for d in batch if d.phone in set(reservation.granted)]
-    if not granted:
-        return 0
-    wait_s = wait_for_request_slot(limiter)
-    if wait_s > 0:
-        limiter.release(reservation, reservation.granted)
-        paced = RateLimited(vendor, "herald's request-rate cap", retry_after_s=wait_s)
-        settle(job, vendor, granted, paced)
-        return 0
-    with session_scope() as session:
-        still_ours = mark_sending(session, delivery_ids=[d.id for d in granted], now=utcnow())
+    try:
+        hold_back(job, vendor, batch, reservation.held)
+        granted = [d for d in batch if d.phone in set(reservation.granted)]
+        if not granted:
+            return 0
+        wait_s = wait_for_request_slot(limiter)
+        if wait_s > 0:
+            paced = RateLimited(vendor, "herald's request-rate cap", retry_after_s=wait_s)
+            with session_scope() as session:
+                until = utcnow() + timedelta(seconds=wait_s)
+                defer_ids(
+                    session, [d.id for d in granted], until, str(paced), from_statuses=BEFORE_CALL
+                )
+            limiter.release(reservation, reservation.granted)
+            return 0
+        sending_since = utcnow()
+        with session_scope() as session:
+            still_ours = mark_sending(
+                session,
+                delivery_ids=[d.id for d in granted],
+                now=sending_since,
+                claimed_at=claimed_at,
+            )
+    except StoreUnavailable:
+        limiter.release(reservation, reservation.granted)  # nothing went to the vendor
+        raise
     if len(still_ours) < len(granted):
         limiter.release(reservation, [d.phone for d in granted if d.id not in still_ours])
         granted = [d for d in granted if d.id in still_ours]
         if not granted:
             return 0
     outcome = call_vendor(job, vendor, granted)
-    if isinstance(outcome, NotSent | ConfigurationError):
-        limiter.release(reservation, reservation.granted)
-    else:
-        limiter.confirm(reservation, [d.phone for d in granted])
-    settle(job, vendor, granted, outcome)
+    settle_durably(job, vendor, granted, outcome, sending_since=sending_since)
+    tell_limiter(limiter, reservation, granted, outcome)
     return 1
+
+
+def tell_limiter(
+    limiter: RateLimiter,
+    reservation: Reservation,
+    granted: Sequence[Delivery],
+    outcome: Accepted | Exception,
+) -> None:
+    """After the outcome is in the store: give back what the vendor provably did not send, or
+    start the numbers' minute. Redis may be down (a broker outage on the same server): that costs
+    only the precision of a minute rule, never the outcome, so it is logged and not raised."""
+    try:
+        if isinstance(outcome, NotSent | ConfigurationError):
+            limiter.release(reservation, reservation.granted)
+        else:
+            limiter.confirm(reservation, [d.phone for d in granted])
+    except redis.RedisError as exc:
+        log.warning("limits not updated after a vendor call (%s): %s", type(exc).__name__, exc)
 
 
 def route_around_breaker(job: Job, vendor: str, reason: str) -> None:
@@ -218,9 +294,9 @@ def hold_back(job: Job, vendor: str, batch: Sequence[Delivery], held: Sequence[H
         ids = [ids_by_phone[hold.phone]]
         if hold.reason == "minute":
             with session_scope() as session:
-                defer_ids(session, ids, hold.until, reason)
+                defer_ids(session, ids, hold.until, reason, from_statuses=BEFORE_CALL)
         else:
-            apply_cap_policy(job, vendor, ids, reason)
+            apply_cap_policy(job, vendor, ids, reason, from_statuses=BEFORE_CALL)
 
 
 HOLD_REASONS = {

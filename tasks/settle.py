@@ -2,6 +2,7 @@
 
 `settle` records the outcome by its class (the table in tasks/send.py's docstring); a daily cap
 follows the job's policy (`apply_cap_policy`), and waits become `deferred` with `not_before`.
+`settle_durably` records it through a short outage of the store.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from time import monotonic, sleep
 
 from sqlmodel import Session
 
@@ -23,6 +25,7 @@ from worker.errors import (
     QuotaExceeded,
     RateLimited,
     RecipientRejected,
+    StoreUnavailable,
     TransientError,
     UnknownReply,
     VendorBlocked,
@@ -45,20 +48,31 @@ SETTLEABLE = [DeliveryStatus.CLAIMED, DeliveryStatus.SENDING, DeliveryStatus.UNK
 """What a batch may be settled from: `claimed` when no call was made; `unknown` when the sweeper
 presumed a slow call lost (what the vendor answered is better knowledge than that)."""
 
+BEFORE_CALL = [DeliveryStatus.CLAIMED]
+"""What a batch held back before its vendor call may be moved from: only rows still claimed. A
+row `sending` is another worker's, which claimed it after this worker's claim lapsed."""
+
 
 @dataclass(frozen=True)
 class Accepted:
     vendor_ref: str
 
 
-def apply_cap_policy(job: Job, vendor: str, ids: Sequence[int | None], reason: str) -> None:
+def apply_cap_policy(
+    job: Job,
+    vendor: str,
+    ids: Sequence[int | None],
+    reason: str,
+    *,
+    from_statuses: Sequence[DeliveryStatus] = SETTLEABLE,
+) -> None:
     now = utcnow()
     with session_scope() as session:
         if job.on_daily_cap is CapPolicy.FAIL:
             move_deliveries(
                 session,
                 where=ids_in(ids),
-                from_statuses=SETTLEABLE,
+                from_statuses=from_statuses,
                 to=DeliveryStatus.FAILED,
                 now=now,
                 detail=reason,
@@ -70,20 +84,27 @@ def apply_cap_policy(job: Job, vendor: str, ids: Sequence[int | None], reason: s
             move_to_vendor(
                 session,
                 delivery_ids=ids,
-                from_statuses=SETTLEABLE,
+                from_statuses=from_statuses,
                 vendor=target,
                 reason=reason,
                 now=now,
             )
             return
-        defer_ids(session, ids, next_vendor_midnight(now), reason)
+        defer_ids(session, ids, next_vendor_midnight(now), reason, from_statuses=from_statuses)
 
 
-def defer_ids(session: Session, ids: Sequence[int | None], until: datetime, reason: str) -> None:
+def defer_ids(
+    session: Session,
+    ids: Sequence[int | None],
+    until: datetime,
+    reason: str,
+    *,
+    from_statuses: Sequence[DeliveryStatus] = SETTLEABLE,
+) -> None:
     move_deliveries(
         session,
         where=ids_in(ids),
-        from_statuses=SETTLEABLE,
+        from_statuses=from_statuses,
         to=DeliveryStatus.DEFERRED,
         now=utcnow(),
         detail=reason,
@@ -162,6 +183,63 @@ def settle(job: Job, vendor: str, batch: Sequence[Delivery], outcome: Accepted |
                     defer(retry_delay_s(outcome, attempts), f"{outcome} (attempt {attempts})")
             case _:
                 raise TypeError(f"unexpected send outcome {outcome!r}")
+
+
+STORE_RETRY_FIRST_WAIT_S = 0.5
+STORE_RETRY_MAX_WAIT_S = 5.0
+
+
+def settle_durably(
+    job: Job,
+    vendor: str,
+    batch: Sequence[Delivery],
+    outcome: Accepted | Exception,
+    *,
+    sending_since: datetime,
+) -> None:
+    """`settle`, tried again while the store is unreachable, with capped backoff.
+
+    The vendor call has been made: its outcome exists only in this process, so it is not given
+    up at the first failed write. The retries last HERALD_STORE_RETRY_S at most, and never past
+    the moment the sweeper would presume the call lost (HERALD_SENDING_TIMEOUT_S after
+    `sending_since`), so the sweeper's "the worker stopped during the vendor call" is never
+    written for a worker that is still trying. Settling twice changes nothing (every move is
+    conditional), so a write whose answer was lost is harmless to repeat.
+    """
+    settings = get_settings()
+    presumed_lost_in_s = (
+        sending_since + timedelta(seconds=settings.sending_timeout_s) - utcnow()
+    ).total_seconds()
+    deadline = monotonic() + min(settings.store_retry_s, presumed_lost_in_s)
+    wait_s = STORE_RETRY_FIRST_WAIT_S
+    while True:
+        try:
+            settle(job, vendor, batch, outcome)
+            return
+        except StoreUnavailable as exc:
+            if monotonic() + wait_s >= deadline:
+                log.error(
+                    "could not record the outcome of a %s call for job %s (%d recipients, %s): "
+                    "%s; the sweeper will mark them unknown",
+                    vendor,
+                    job.id,
+                    len(batch),
+                    describe(outcome),
+                    exc,
+                )
+                raise
+            log.warning(
+                "store unreachable, recording job %s's outcome again in %.1f s", job.id, wait_s
+            )
+            sleep(wait_s)
+            wait_s = min(2 * wait_s, STORE_RETRY_MAX_WAIT_S)
+
+
+def describe(outcome: Accepted | Exception) -> str:
+    """What the operator needs to reconcile by hand an outcome that could not be recorded."""
+    if isinstance(outcome, Accepted):
+        return f"accepted with vendor ref {outcome.vendor_ref}"
+    return type(outcome).__name__
 
 
 def send_each_alone(ids: Sequence[int], error: RecipientRejected, now: datetime) -> None:

@@ -8,6 +8,7 @@
     ├── ReportFormatError         a vendor report or push could not be parsed
     ├── ConfigurationError        a vendor or product is used without its settings
     ├── ApiKeyNameTaken           `herald keys create` with a name a key already has
+    ├── StoreUnavailable          the job store cannot be reached now: try again shortly
     └── VendorError               a vendor call did not end in a submission
         ├── NotSent               the vendor provably did not take the message: safe to send again
         │   ├── TransientError        a passing fault (connect error, 429/503, explicit retry reply)
@@ -87,6 +88,14 @@ class ApiKeyNameTaken(HeraldError, ValueError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"an API key named {name!r} exists already")
+
+
+class StoreUnavailable(HeraldError):
+    """The job store cannot be reached (connection refused or lost, no pooled connection free).
+
+    Nothing was decided: the caller tries again shortly (the API answers 503 with Retry-After,
+    a task retries). The message names the driver's error class only, never the store's URL.
+    """
 
 
 class VendorError(HeraldError):

@@ -156,6 +156,18 @@ class Settings(BaseSettings):
     sending_timeout_s: float = Field(
         300.0, gt=0, description="A recipient `sending` this long becomes `unknown`."
     )
+    claim_lease_s: float = Field(
+        60.0,
+        gt=0,
+        description="A recipient `claimed` this long (or the sending timeout, if shorter) is "
+        "queued again; its worker lost the claim.",
+    )
+    store_retry_s: float = Field(
+        60.0,
+        gt=0,
+        description="How long a worker retries recording a vendor call's outcome while the store "
+        "is unreachable (never past HERALD_SENDING_TIMEOUT_S after the call began).",
+    )
 
     fivec_poll_interval_s: float = Field(
         30.0, gt=0, description="How often beat pulls 5C's delivery reports."

@@ -169,7 +169,7 @@ def kill_redis_during_sends(
     assert statuses == Counter({"delivered": len(everyone)}), statuses
     sent = Counter(s["phone"] for s in system.sandbox_sends() if s["phone"] in everyone)
     assert sent == Counter(dict.fromkeys(everyone, 1)), "a number was sent twice, or never"
-    assert ever_unknown(engine, job_ids) <= set(sent), "unknown although never sent"
+    assert not ever_unknown(engine, job_ids), "a broker outage alone turned a send unknown"
     worker_log = system.children["worker"].log()
     assert "Terminating it instead" not in worker_log, "a running send was cancelled"
     for name, code in supervisor.exits:

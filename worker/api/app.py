@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -14,8 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from worker import log_redaction
 from worker.api import auth, callbacks, operators, producers
 from worker.api.body_limit import BodySizeLimit
-from worker.errors import InvalidInput
+from worker.api.deps import STORE_RETRY_AFTER_S
+from worker.errors import InvalidInput, StoreUnavailable
 from worker.store import migrate
+from worker.store.db import OUTAGE_ERRORS, is_store_outage
 
 INDEXED_PART = re.compile(r"^(\w+)\[(\d+)\]$")
 
@@ -41,6 +44,8 @@ def create_api() -> FastAPI:
     )
     api.exception_handler(InvalidInput)(invalid_input)
     api.add_middleware(BodySizeLimit)
+    for outage in (StoreUnavailable, *OUTAGE_ERRORS, sa.exc.DBAPIError):
+        api.exception_handler(outage)(store_unreachable)
     api.include_router(producers.router)
     api.include_router(operators.router)
     api.include_router(operators.health_router)
@@ -55,6 +60,24 @@ def invalid_input(_request: Request, exc: InvalidInput) -> JSONResponse:
         for p in exc.problems
     ]
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+def store_unreachable(_request: Request, exc: Exception) -> JSONResponse:
+    """The store is down or unreachable: 503 with Retry-After, never 500, and a body that names
+    the problem but neither the store's address nor the driver's words. A request refused this
+    way stored nothing; a producer that retries it is safe with an idempotency key, which also
+    covers the rare commit whose answer was lost with the connection."""
+    if not is_store_outage(exc):
+        raise exc  # another database error: a bug, answered 500 and logged by the server
+    return unavailable_response()
+
+
+def unavailable_response() -> JSONResponse:
+    return JSONResponse(
+        {"detail": "the job store is unavailable; nothing was done, try again later"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+    )
 
 
 def field_location(field: str) -> list[str | int]:

@@ -10,6 +10,9 @@ from sqlmodel import Session
 
 from worker.store import session_scope
 
+STORE_RETRY_AFTER_S = 5
+"""The Retry-After of a 503 answered because the store is unreachable."""
+
 
 def get_session() -> Iterator[Session]:
     """A session that commits when the route returns and rolls back when it raises."""
@@ -18,5 +21,6 @@ def get_session() -> Iterator[Session]:
 
 
 # scope="function": the commit happens before the answer is sent, so a client that reads back
-# what it just wrote finds it, and a failed commit answers 500 rather than a false success.
+# what it just wrote finds it, and a failed commit answers an error rather than a false success
+# (503 when the store is unreachable: worker/api/app.py).
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -7,15 +7,16 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, status
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from worker.api.auth import require_api_key
-from worker.api.deps import SessionDep
+from worker.api.deps import STORE_RETRY_AFTER_S, SessionDep
 from worker.messages import Mobile, normalise_mobile
 from worker.schemas import InboundPublic, ProductPublic, SuppressionPublic
 from worker.settings import PRODUCTS, balance_threshold, vendor_configured
 from worker.store import balances, inbound_messages, suppress, suppressions, unsuppress, utcnow
+from worker.store.db import store_answers
 
 router = APIRouter(dependencies=[Depends(require_api_key)])
 health_router = APIRouter()
@@ -88,6 +89,18 @@ def get_vendors(session: SessionDep) -> list[ProductPublic]:
     return products
 
 
-@health_router.get("/healthz", response_class=PlainTextResponse)
-def healthz() -> str:
-    return "ok"
+@health_router.get(
+    "/healthz",
+    response_class=PlainTextResponse,
+    responses={503: {"description": "The job store does not answer."}},
+)
+def healthz() -> Response:
+    """`ok` while the job store answers `SELECT 1`; 503 while it does not, since the API can
+    then accept nothing."""
+    if not store_answers():
+        return JSONResponse(
+            {"status": "unavailable", "store": "down"},
+            status_code=503,
+            headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+        )
+    return PlainTextResponse("ok")

@@ -1,7 +1,13 @@
 """Engines and sessions: one engine per process, SQLite tuned for many writers.
 
 SQLite runs in WAL mode with a busy timeout, so the API, the worker's processes and beat can
-write to one file; PostgreSQL connections are checked before use (`pool_pre_ping`).
+write to one file; PostgreSQL connections are checked before use (`pool_pre_ping`), so a pooled
+connection that a database restart broke is replaced rather than failing a request, and a
+connection attempt gives up after `STORE_CONNECT_TIMEOUT_S`.
+
+An outage of the store (connection refused or lost, no pooled connection free in time) leaves
+`session_scope` as one error, `StoreUnavailable`, whatever the driver said: the API answers it
+with 503 and the tasks retry it (docs/design.md, "When the store is unreachable").
 """
 
 from __future__ import annotations
@@ -16,7 +22,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
+from worker.errors import StoreUnavailable
 from worker.settings import get_settings
+
+STORE_CONNECT_TIMEOUT_S = 10
+"""A PostgreSQL connection attempt that takes longer is an outage (the driver has no limit)."""
+
+OUTAGE_ERRORS = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.DisconnectionError,
+    sa.exc.TimeoutError,  # no pooled connection came free in time
+)
+"""What SQLAlchemy raises when the store cannot be reached, rather than for a wrong statement."""
 
 _engine: Engine | None = None
 _engine_pid: int | None = None
@@ -48,7 +66,12 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args = {"connect_timeout": STORE_CONNECT_TIMEOUT_S} if is_postgresql(url) else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def is_postgresql(url: str) -> bool:
+    return sa.engine.make_url(url).get_backend_name() == "postgresql"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -59,13 +82,49 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def is_store_outage(exc: BaseException) -> bool:
+    """Whether `exc` says that the store cannot be reached now (not that a statement is wrong)."""
+    if isinstance(exc, (StoreUnavailable, *OUTAGE_ERRORS)):
+        return True
+    return isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+
+
+def store_unavailable(exc: BaseException) -> StoreUnavailable:
+    """The typed error for an outage; it names the driver's error class, never the URL."""
+    return StoreUnavailable(f"the job store is unreachable ({type(exc).__name__})")
+
+
+def store_answers() -> bool:
+    """Whether the store answers `SELECT 1` now (a health check)."""
+    try:
+        with get_engine().connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError:
+        return False
+    return True
+
+
 @contextmanager
 def session_scope() -> Iterator[Session]:
-    """A session that commits when the block ends normally and rolls back otherwise."""
+    """A session that commits when the block ends normally and rolls back otherwise.
+
+    An outage of the store, in the block or at the commit, leaves as `StoreUnavailable`.
+    """
     with Session(get_engine(), expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
-        except BaseException:
-            session.rollback()
+        except BaseException as exc:
+            _roll_back(session)
+            if is_store_outage(exc) and not isinstance(exc, StoreUnavailable):
+                raise store_unavailable(exc) from exc
+            raise
+
+
+def _roll_back(session: Session) -> None:
+    """Roll back; over a connection that is gone there is nothing left to undo."""
+    try:
+        session.rollback()
+    except sa.exc.SQLAlchemyError as exc:
+        if not is_store_outage(exc):
             raise

@@ -110,14 +110,27 @@ def claim_for_sending(
 
 
 def mark_sending(
-    session: Session, *, delivery_ids: Sequence[int | None], now: datetime
+    session: Session,
+    *,
+    delivery_ids: Sequence[int | None],
+    now: datetime,
+    claimed_at: datetime | None = None,
 ) -> set[int]:
     """claimed → sending, committed just before the vendor call; returns the ids still claimed
-    (a cancel may have taken some in between: those must not be sent)."""
+    (a cancel may have taken some in between: those must not be sent).
+
+    `claimed_at` is the claim's token: the time `claim_for_sending` wrote. With it, only rows
+    still held by that very claim move. A claim outlives its lease (HERALD_CLAIM_LEASE_S) when
+    its worker stalls; the sweeper then queues the rows again and another worker may claim them,
+    so the stale worker's `mark_sending` must move none of them.
+    """
+    where = ids_in(delivery_ids)
+    if claimed_at is not None:
+        where = where & (col(Delivery.claimed_at) == claimed_at)
     return set(
         move_deliveries(
             session,
-            where=ids_in(delivery_ids),
+            where=where,
             from_statuses=[DeliveryStatus.CLAIMED],
             to=DeliveryStatus.SENDING,
             now=now,

@@ -1,8 +1,8 @@
 """What beat's sweeps ask of the store: deliveries whose time has come, and work a worker lost.
 
 Scheduled and deferred deliveries are released when due; a worker that died holding `claimed`
-rows had not called the vendor, so they are queued again; one that died with rows `sending` may
-have, so they become `unknown` for a report to settle.
+rows had not called the vendor, so they are queued again once the claim's lease has passed; one
+that died with rows `sending` may have, so they become `unknown` for a report to settle.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ def release_due(session: Session, *, now: datetime, limit: int = 1000) -> list[s
 
 
 def requeue_stale_claims(session: Session, *, now: datetime, older_than_s: float) -> list[str]:
-    """`claimed` for longer than any task may run: the worker died before calling the vendor,
-    so sending is still safe. Back to queued; returns their jobs, to enqueue again."""
+    """`claimed` past its lease (HERALD_CLAIM_LEASE_S): the worker died or stalled before
+    calling the vendor, so sending is still safe. Back to queued; returns their jobs, to enqueue
+    again. A stalled worker that wakes up cannot send them: `mark_sending` checks its claim."""
     return _queue_again(
         session,
         from_statuses=[DeliveryStatus.CLAIMED],
