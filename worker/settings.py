@@ -6,11 +6,17 @@ is for. Secrets are `SecretStr`, so they print as `**********` in reprs, logs an
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import re
+import sys
+import textwrap
+from collections.abc import Sequence
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from typing import get_args
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,7 +32,7 @@ MIN_API_KEY_CHARS = 16
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HERALD_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HERALD_", extra="ignore", env_ignore_empty=True)
 
     # Where things live
     data_dir: Path = Field(
@@ -38,17 +44,25 @@ class Settings(BaseSettings):
     )
 
     # Veesing (中昱维信)
-    veesing_sms_base: str = "https://vip.veesing.com"
-    veesing_cloud_base: str = "https://cloud.10658.com.cn"
-    veesing_app_id: str | None = None
-    veesing_app_key: SecretStr | None = None
+    veesing_sms_base: str = Field(
+        "https://vip.veesing.com", description="Veesing SMS API base URL."
+    )
+    veesing_cloud_base: str = Field(
+        "https://cloud.10658.com.cn", description="Veesing MMS and voice API base URL."
+    )
+    veesing_app_id: str | None = Field(None, description="Veesing appId.")
+    veesing_app_key: SecretStr | None = Field(None, description="Veesing appKey.")
 
     # Chuangrui (創瑞)
-    chuangrui_url: str | None = None
-    chuangrui_name: str | None = None
-    chuangrui_pwd: SecretStr | None = None
-    chuangrui_sign: str | None = None
-    chuangrui_access_secret: SecretStr | None = None
+    chuangrui_url: str | None = Field(
+        None, description="Chuangrui API address (given by their support)."
+    )
+    chuangrui_name: str | None = Field(None, description="Chuangrui account name.")
+    chuangrui_pwd: SecretStr | None = Field(None, description="Chuangrui password.")
+    chuangrui_sign: str | None = Field(None, description="Chuangrui signature.")
+    chuangrui_access_secret: SecretStr | None = Field(
+        None, description="AccessSecret that signs Chuangrui's report pushes; unset = refused."
+    )
     chuangrui_push_max_age_s: float = Field(
         300.0, gt=0, description="Oldest report push timestamp accepted (replay window)."
     )
@@ -66,10 +80,10 @@ class Settings(BaseSettings):
     )
 
     # Meilian 5C (美联软通)
-    fivec_base: str = "http://m.5c.com.cn"
-    fivec_apikey: SecretStr | None = None
-    fivec_username: str | None = None
-    fivec_password: SecretStr | None = None
+    fivec_base: str = Field("http://m.5c.com.cn", description="5C API base URL.")
+    fivec_apikey: SecretStr | None = Field(None, description="5C apikey.")
+    fivec_username: str | None = Field(None, description="5C username.")
+    fivec_password: SecretStr | None = Field(None, description="5C password.")
 
     # Producers' rules
     sms_signature: str | None = Field(
@@ -77,8 +91,12 @@ class Settings(BaseSettings):
     )
     sms_max_chars: int = Field(500, ge=1, description="Longest SMS content accepted.")
     max_recipients: int = Field(1000, ge=1, description="Most recipients in one job.")
-    default_sms_vendor: str = "veesing"
-    default_mms_vendor: str = "veesing"
+    default_sms_vendor: str = Field(
+        "veesing", description="SMS vendor when a request names none (veesing, chuangrui)."
+    )
+    default_mms_vendor: str = Field(
+        "veesing", description="MMS vendor when a request names none (veesing, fivec)."
+    )
     mms_audit_timeout_s: float = Field(
         6 * 3600.0, gt=0, description="An MMS whose audit result never came fails after this."
     )
@@ -92,7 +110,7 @@ class Settings(BaseSettings):
         "127.0.0.1",
         description="Address the API listens on; without API keys it starts only on loopback.",
     )
-    api_port: int = 8000
+    api_port: int = Field(8000, description="Port the API listens on (`herald up`).")
     api_keys: SecretStr | None = Field(
         None, description="API keys as `name=key,name2=key2`; more with `herald keys create`."
     )
@@ -128,13 +146,17 @@ class Settings(BaseSettings):
     resend_ambiguous: bool = Field(
         False, description="Send again recipients whose first call may have reached the vendor."
     )
-    http_connect_timeout_s: float = 5.0
-    http_read_timeout_s: float = 30.0
+    http_connect_timeout_s: float = Field(5.0, description="Vendor connect timeout.")
+    http_read_timeout_s: float = Field(
+        30.0, description="Vendor read timeout: past it a send is `unknown`."
+    )
 
     # Celery
     visibility_timeout_s: int = Field(1800, description="Redis redelivery of unacked tasks.")
     task_time_limit_s: int = Field(120, description="Hard limit of one task run.")
-    worker_concurrency: int = Field(4, ge=1)
+    worker_concurrency: int = Field(
+        4, ge=1, description="Processes of each worker (`herald up`, compose's worker)."
+    )
     liveness_interval_s: float = Field(
         15.0, ge=0, description="How often a worker probes that it still consumes; 0 = never."
     )
@@ -181,9 +203,9 @@ class Settings(BaseSettings):
     )
 
     # Local system (`herald up`)
-    sandbox_host: str = "127.0.0.1"
-    sandbox_port: int = 8100
-    flower_port: int = 5555
+    sandbox_host: str = Field("127.0.0.1", description="Address `herald up` serves the sandbox on.")
+    sandbox_port: int = Field(8100, description="Port `herald up` serves the sandbox on.")
+    flower_port: int = Field(5555, description="Port `herald up` serves Flower on (127.0.0.1).")
     flower_basic_auth: SecretStr | None = Field(
         None,
         description="user:password for Flower; unset = `herald up` makes one, kept in data_dir.",
@@ -277,3 +299,83 @@ def balance_threshold(product: str) -> Decimal:
     """The balance under which `product` ("veesing:sms") is reported low."""
     thresholds = get_settings().balance_warn_below
     return Decimal(str(thresholds.get(product, thresholds.get("*", 0))))
+
+
+ENV_EXAMPLE_COMMAND = "python -m worker.settings --env-example > .env.example"
+
+ENV_EXAMPLE_HEADER = f"""\
+# herald's configuration for compose.yaml: its services' env file, and the values compose.yaml
+# itself reads. Copy it to .env, fill in the secrets, then `docker compose up -d` (README,
+# "Production"); .env is git-ignored.
+#
+# Every HERALD_* setting is here, with what it is for. The lines left empty are yours to fill
+# (empty = unset); the commented-out ones show herald's default: uncomment one to change it.
+# Values are read as written, without quotes: make secrets of letters, digits, - and _, e.g.
+#   python3 -c 'import secrets; print(secrets.token_urlsafe(24))'
+# compose.yaml points HERALD_REDIS_URL and HERALD_DATABASE_URL at its own redis and postgres
+# services unless they are set here, and runs the api with HERALD_API_HOST=0.0.0.0.
+#
+# Generated from worker/settings.py by `{ENV_EXAMPLE_COMMAND}`;
+# tests/test_env_example.py checks that it is current: change the settings, not this file.
+
+# --- compose.yaml's own ---
+
+# (secret) Password of the postgres service; herald's services get it as PGPASSWORD.
+POSTGRES_PASSWORD=
+
+# A rehearsal against the vendor sandbox instead of the vendors (README, "Production"):
+# COMPOSE_FILE=compose.yaml:compose.sandbox.yaml
+# COMPOSE_PROFILES=sandbox
+
+# --- herald (worker/settings.py) ---
+"""
+
+
+def env_example() -> str:
+    """The text of `.env.example`: every setting with its description and its default."""
+    lines = [ENV_EXAMPLE_HEADER]
+    for name, field in Settings.model_fields.items():
+        variable = f"HERALD_{name.upper()}"
+        secret = field.annotation is SecretStr or SecretStr in get_args(field.annotation)
+        default = field.get_default(call_default_factory=True)
+        described = f"{'(secret) ' if secret else ''}{field.description}"
+        lines.append(
+            "\n" + textwrap.fill(described, 100, initial_indent="# ", subsequent_indent="# ")
+        )
+        lines.append("\n")
+        if secret or default is None:
+            lines.append(f"{variable}=\n")
+        else:
+            lines.append(f"# {variable}={env_value(default)}\n")
+    return "".join(lines)
+
+
+def env_value(value: object) -> str:
+    """`value` as an environment variable holds it for the settings to read back."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m worker.settings", description="herald's settings (HERALD_*)."
+    )
+    parser.add_argument(
+        "--env-example",
+        action="store_true",
+        help="print .env.example: every setting, its description and its default",
+    )
+    if not parser.parse_args(argv).env_example:
+        parser.print_help()
+        return 2
+    sys.stdout.write(env_example())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,12 +1,15 @@
 """`herald up`: the whole local system in one terminal, on embedded defaults.
 
 Starts, as child processes: a private Redis (only when none answers at HERALD_REDIS_URL and a
-`redis-server` binary exists), the vendor sandbox (for every vendor whose base URL is not set in
-the environment), the HTTP API, a Celery worker, beat and Flower. The settings it chooses are
-written to `<data_dir>/up.env` so that `herald send` and `herald status` in the same folder talk
-to this system; the file is removed on exit. Flower asks for a password, made once and kept in
-`<data_dir>/flower-auth` unless HERALD_FLOWER_BASIC_AUTH gives one. The API starts without API
-keys only on loopback (worker/api/auth.py).
+`redis-server` binary exists), the vendor sandbox (standing in for every vendor of which the
+environment sets neither an address nor an account: `vendor_choices`), the HTTP API, a Celery
+worker, beat and Flower. The settings it chooses are written to `<data_dir>/up.env` so that
+`herald send` and `herald status` in the same folder talk to this system; the file is removed on
+exit. Flower asks for a password, made once and kept in `<data_dir>/flower-auth` unless
+HERALD_FLOWER_BASIC_AUTH gives one; the vendors' callback token, likewise, in
+`<data_dir>/callback-token` unless HERALD_CALLBACK_TOKEN gives one. At start it prints, for each
+vendor product, `real` or `sandbox` and the callback URLs to register with the vendor (token
+masked). The API starts without API keys only on loopback (worker/api/auth.py).
 
 A part that exits is started again, as a supervisor would (a worker that stops consuming after a
 Redis outage exits on purpose for that: `worker.liveness`): after 1 s, then after twice as long
@@ -23,10 +26,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -34,7 +38,7 @@ import httpx
 from worker.api.auth import check_can_start
 from worker.errors import ConfigurationError
 from worker.redis_client import redis_answers
-from worker.settings import Settings, get_settings, local_env_file
+from worker.settings import PRODUCTS, Settings, get_settings, local_env_file
 from worker.store import migrate
 
 SANDBOX_VEESING_APP_ID = "sandbox-app-id"
@@ -42,6 +46,7 @@ SANDBOX_VEESING_APP_KEY = "sandbox-app-key"
 STOP_GRACE_S = 15.0
 FLOWER_AUTH_FILE = "flower-auth"
 FLOWER_USER = "herald"
+CALLBACK_TOKEN_FILE = "callback-token"
 RESTART_FIRST_S = 1.0
 RESTART_MAX_S = 60.0
 HEALTHY_RUN_S = 60.0
@@ -161,15 +166,13 @@ def start_everything(system: LocalSystem) -> None:
     python = sys.executable
     ensure_redis(system)
     api_url = f"http://{settings.api_host}:{settings.api_port}"
-    token = (
-        settings.callback_token.get_secret_value()
-        if settings.callback_token
-        else secrets.token_urlsafe(18)
-    )
+    token = callback_token(settings.data_dir)
     system.env["HERALD_CALLBACK_TOKEN"] = token
     sandbox_url = f"http://{settings.sandbox_host}:{settings.sandbox_port}"
-    herald_env, sandbox_env = sandbox_settings(sandbox_url, api_url, token)
-    if herald_env:
+    choices = vendor_choices(os.environ)
+    sandboxed = [vendor for vendor, choice in choices.items() if choice == "sandbox"]
+    herald_env, sandbox_env = sandbox_settings(sandbox_url, api_url, token, sandboxed)
+    if sandboxed:
         system.env |= herald_env
         sandbox_env["SANDBOX_LOG_FILE"] = str((settings.data_dir / "sandbox-sends.jsonl").resolve())
         system.start(
@@ -240,9 +243,17 @@ def start_everything(system: LocalSystem) -> None:
     flower_auth = flower_basic_auth(settings)
     system.start("flower", flower, {"FLOWER_BASIC_AUTH": flower_auth})
     wait_for_http(f"{api_url}/healthz", "api", system)
-    if herald_env:
-        system.say(f"sandbox  {sandbox_url}  (vendors without a base URL in the environment)")
+    if sandboxed:
+        system.say(f"sandbox  {sandbox_url}  (for the vendors marked sandbox below)")
     system.say(f"api      {api_url}  (docs at {api_url}/docs)")
+    for line in vendor_lines(choices, missing_vendor_settings(get_settings()), api_url, token):
+        system.say(line)
+    if "real" in choices.values():
+        system.say(
+            f"         register these URLs under the address where the vendors reach this API; "
+            f"the token is HERALD_CALLBACK_TOKEN, or else kept in "
+            f"{settings.data_dir / CALLBACK_TOKEN_FILE}"
+        )
     flower_user, _, flower_password = flower_auth.partition(":")
     system.say(
         f"flower   http://127.0.0.1:{settings.flower_port}"
@@ -253,14 +264,98 @@ def start_everything(system: LocalSystem) -> None:
     system.say("ready: try  herald send sms --to 13800138000 --content '【Herald】您好'")
 
 
+VendorChoice = Literal["real", "sandbox"]
+
+VENDOR_ACCOUNT_SETTINGS: dict[str, tuple[str, ...]] = {
+    "veesing": ("veesing_sms_base", "veesing_cloud_base", "veesing_app_id", "veesing_app_key"),
+    "chuangrui": (
+        "chuangrui_url",
+        "chuangrui_name",
+        "chuangrui_pwd",
+        "chuangrui_access_secret",
+        "chuangrui_report_pwd",
+        "chuangrui_mo_name",
+        "chuangrui_mo_pwd",
+    ),
+    "fivec": ("fivec_base", "fivec_apikey", "fivec_username", "fivec_password"),
+}
+"""The settings that say where a vendor is or which account to use there."""
+
+VENDOR_REQUIRED_SETTINGS: dict[str, tuple[str, ...]] = {
+    "veesing": ("veesing_app_id", "veesing_app_key"),
+    "chuangrui": ("chuangrui_url", "chuangrui_name", "chuangrui_pwd"),
+    "fivec": ("fivec_apikey", "fivec_username", "fivec_password"),
+}
+"""What a vendor's adapter needs to call it (`worker.settings.vendor_configured`)."""
+
+CALLBACK_PATHS: dict[str, tuple[str, ...]] = {
+    "veesing:sms": ("/callbacks/veesing/sms/{token}",),
+    "veesing:mms": ("/callbacks/veesing/mms/{token}",),
+    "veesing:voice": ("/callbacks/veesing/voice/{token}",),
+    "chuangrui:sms": ("/callbacks/chuangrui/report", "/callbacks/chuangrui/mo"),
+    "fivec:mms": (),
+}
+"""The callback URLs (worker/api/callbacks.py) each product's vendor is given; 5C's reports are
+pulled, not pushed."""
+
+
+def vendor_choices(environ: Mapping[str, str]) -> dict[str, VendorChoice]:
+    """Each vendor's part under `herald up`: `sandbox` only when the environment sets none of
+    its address and account settings, so real credentials are never replaced by the sandbox's
+    (a real vendor with no base URL set uses its default, the vendor's own address). An empty
+    value counts as unset, as it does for the settings."""
+    given = {name.upper() for name, value in environ.items() if value}
+    return {
+        vendor: ("real" if any(f"HERALD_{name.upper()}" in given for name in names) else "sandbox")
+        for vendor, names in VENDOR_ACCOUNT_SETTINGS.items()
+    }
+
+
+def missing_vendor_settings(settings: Settings) -> dict[str, list[str]]:
+    """For each vendor, the variables its adapter needs that `settings` leaves unset."""
+    return {
+        vendor: [f"HERALD_{name.upper()}" for name in names if not getattr(settings, name)]
+        for vendor, names in VENDOR_REQUIRED_SETTINGS.items()
+    }
+
+
+def mask_token(token: str) -> str:
+    return f"{token[:4]}****"
+
+
+def vendor_lines(
+    choices: Mapping[str, VendorChoice],
+    missing: Mapping[str, list[str]],
+    api_url: str,
+    token: str,
+) -> list[str]:
+    """One line per vendor product: `real` or `sandbox`, and the callback URLs its vendor is
+    given (the token masked); a real vendor lacking settings its adapter needs says which."""
+    lines = []
+    for product in PRODUCTS:
+        vendor = product.split(":")[0]
+        choice = choices[vendor]
+        urls = [api_url + path.format(token=mask_token(token)) for path in CALLBACK_PATHS[product]]
+        if not urls:
+            where = "no callback URL (herald pulls its reports)"
+        elif choice == "real":
+            where = "callback " + " and ".join(urls)
+        else:
+            where = "the sandbox pushes to " + " and ".join(urls)
+        unset = missing[vendor] if choice == "real" else []
+        lacking = f"  (not usable: set {', '.join(unset)})" if unset else ""
+        lines.append(f"vendor   {product:<14} {choice:<8} {where}{lacking}")
+    return lines
+
+
 def sandbox_settings(
-    sandbox_url: str, api_url: str, token: str
+    sandbox_url: str, api_url: str, token: str, vendors: Collection[str]
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """For each vendor whose address is not in the environment: herald's settings pointing at
-    the sandbox, and the sandbox's, pushing back to our API. Empty when every vendor is real."""
+    """For each of `vendors` (those the sandbox stands in for): herald's settings pointing at
+    the sandbox, and the sandbox's, pushing back to our API."""
     herald: dict[str, str] = {}
     sandbox: dict[str, str] = {}
-    if "HERALD_VEESING_SMS_BASE" not in os.environ:
+    if "veesing" in vendors:
         herald |= {
             "HERALD_VEESING_SMS_BASE": sandbox_url,
             "HERALD_VEESING_CLOUD_BASE": sandbox_url,
@@ -276,7 +371,7 @@ def sandbox_settings(
             )
             for product in ("sms", "mms", "voice")
         }
-    if "HERALD_CHUANGRUI_URL" not in os.environ:
+    if "chuangrui" in vendors:
         herald |= {
             "HERALD_CHUANGRUI_URL": f"{sandbox_url}/chuangrui/sms",
             "HERALD_CHUANGRUI_NAME": "sandbox-name",
@@ -294,7 +389,7 @@ def sandbox_settings(
             "SANDBOX_CHUANGRUI_REPORT_URL": f"{api_url}/callbacks/chuangrui/report",
             "SANDBOX_CHUANGRUI_MO_URL": f"{api_url}/callbacks/chuangrui/mo",
         }
-    if "HERALD_FIVEC_BASE" not in os.environ:
+    if "fivec" in vendors:
         herald |= {
             "HERALD_FIVEC_BASE": sandbox_url,
             "HERALD_FIVEC_APIKEY": "sandbox-apikey",
@@ -315,15 +410,34 @@ def flower_basic_auth(settings: Settings) -> str:
     environment, not its command line, where `ps` would show it."""
     if settings.flower_basic_auth is not None:
         return settings.flower_basic_auth.get_secret_value()
-    path = settings.data_dir / FLOWER_AUTH_FILE
+    return kept_secret(
+        settings.data_dir / FLOWER_AUTH_FILE, lambda: f"{FLOWER_USER}:{secrets.token_urlsafe(18)}"
+    )
+
+
+def callback_token(data_dir: Path) -> str:
+    """HERALD_CALLBACK_TOKEN from the environment, or a token made once and kept in the data dir
+    (0600): the callback URLs registered with a vendor stay valid from one `herald up` to the
+    next. The environment only: `up.env` may be a stale copy from an earlier run."""
+    given = Settings(_env_file=None).callback_token
+    if given is not None and given.get_secret_value():
+        return given.get_secret_value()
+    return kept_secret(data_dir / CALLBACK_TOKEN_FILE, lambda: secrets.token_urlsafe(18))
+
+
+def kept_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret kept in `path`, or a new one from `make`, written there readable by its owner
+    only."""
     if path.is_file():
         kept = path.read_text().strip()
         if kept:
             return kept
-    auth = f"{FLOWER_USER}:{secrets.token_urlsafe(18)}"
+    secret = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
-    path.write_text(auth + "\n")
-    return auth
+    path.chmod(0o600)
+    path.write_text(secret + "\n")
+    return secret
 
 
 def ensure_redis(system: LocalSystem) -> None:

@@ -2,15 +2,18 @@
 
 Run as a newcomer would: in an empty folder, with no API key (so the API runs keyless on
 loopback), no Redis at the configured URL (so `herald up` starts its private redis-server), no
-vendor configured (so the sandbox stands in), then `herald send sms` and `herald status` from a
-second process in the same folder.
+vendor configured but 5C (so the sandbox stands in for the others; 5C's settings, written by hand,
+name the sandbox too), then `herald send sms` and `herald status` from a second process in the
+same folder.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -34,6 +37,10 @@ def test_herald_up_runs_everything_and_a_sent_sms_is_delivered(
         "HERALD_SANDBOX_PORT": str(ports["sandbox"]),
         "HERALD_FLOWER_PORT": str(ports["flower"]),
         "HERALD_WORKER_CONCURRENCY": "2",
+        "HERALD_FIVEC_BASE": f"http://127.0.0.1:{ports['sandbox']}",
+        "HERALD_FIVEC_APIKEY": "sandbox-apikey",
+        "HERALD_FIVEC_USERNAME": "sandbox-username",
+        "HERALD_FIVEC_PASSWORD": "sandbox-password",
         "PYTHONUNBUFFERED": "1",
     }
     herald = [HERALD]
@@ -51,6 +58,14 @@ def test_herald_up_runs_everything_and_a_sent_sms_is_delivered(
         assert up.poll() is None, printed(output)
         assert f"http://127.0.0.1:{ports['api']}" in printed(output)
         assert "private" in printed(output)
+        for product in ("veesing:sms", "veesing:mms", "veesing:voice", "chuangrui:sms"):
+            assert re.search(rf"^vendor +{product} +sandbox ", printed(output), re.M), product
+        assert re.search(r"^vendor +fivec:mms +real ", printed(output), re.M)
+        kept_token = tmp_path / ".herald" / "callback-token"
+        token = kept_token.read_text().strip()
+        assert stat.S_IMODE(kept_token.stat().st_mode) == 0o600
+        assert f"/callbacks/veesing/sms/{token[:4]}****" in printed(output)
+        assert token not in printed(output)
 
         sent = subprocess.run(
             [*herald, "send", "sms", "--to", "13800138000", "--content", "【Herald】您好"],
