@@ -180,6 +180,11 @@ class Settings(BaseSettings):
         description='Warn below these, JSON by product, "*" for the rest.',
     )
 
+    # Logs
+    log_json: bool = Field(
+        False, description="One JSON object a line in the API's, worker's and beat's logs."
+    )
+
     # Local system (`herald up`)
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = 8100
