@@ -145,9 +145,15 @@ def hold_queued_after_error(job: Job, vendor: str, error: VendorError | Configur
                 "again, and the first one, if any, is left unused",
                 job.id,
                 error,
+                extra={"job_id": job.id, "attempt": attempts, "error_class": type(error).__name__},
             )
         else:
-            log.warning("creating the MMS of job %s failed: %s", job.id, error)
+            log.warning(
+                "creating the MMS of job %s failed: %s",
+                job.id,
+                error,
+                extra={"job_id": job.id, "attempt": attempts, "error_class": type(error).__name__},
+            )
         if isinstance(error, VendorBlocked):
             wait_s = settings.vendor_blocked_cooldown_s
         else:

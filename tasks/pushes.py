@@ -85,7 +85,7 @@ def apply_in_transaction(push_id: int, *, now: datetime, flag_before: datetime |
     with session_scope() as session:
         push = session.get(VendorPush, push_id)
         if push is None:
-            log.error("apply_push: no push %s in the store", push_id)
+            log.error("apply_push: no push %s in the store", push_id, extra={"push_id": push_id})
             return "missing"
         if push.applied_at is not None:
             return "already applied"
@@ -98,7 +98,12 @@ def quarantine(push_id: int, error: Exception, *, now: datetime) -> str:
     """Set aside a push whose apply failed, naming only the error's class: a database error's
     words may quote the push's fields (numbers, content)."""
     name = type(error).__name__
-    log.error("push %s could not be applied (%s): quarantined, kept for an operator", push_id, name)
+    log.error(
+        "push %s could not be applied (%s): quarantined, kept for an operator",
+        push_id,
+        name,
+        extra={"push_id": push_id, "error_class": name},
+    )
     with session_scope() as session:
         quarantine_push(session, push_id=push_id, error=name, now=now)
     return f"quarantined: {name}"
@@ -133,7 +138,13 @@ def sweep_pushes(*, now: datetime) -> int:
 def give_up_on(session: Session, *, push: VendorPush, now: datetime) -> str:
     """A report that still names no stored delivery after the window: flagged, kept, left."""
     outcome = f"unmatched after {get_settings().unmatched_report_window_s:.0f} s: flagged"
-    log.error("%s %s push %s matched no delivery in time; flagged", push.vendor, push.kind, push.id)
+    log.error(
+        "%s %s push %s matched no delivery in time; flagged",
+        push.vendor,
+        push.kind,
+        push.id,
+        extra={"push_id": push.id, "vendor": push.vendor},
+    )
     mark_push_applied(session, push=push, outcome=outcome, now=now)
     return outcome
 
@@ -146,7 +157,14 @@ def apply_stored_push(session: Session, *, push: VendorPush, now: datetime) -> s
     try:
         outcome = apply_payload(session, push=push, now=now)
     except ReportFormatError as exc:
-        log.error("malformed %s %s push %s: %s", push.vendor, push.kind, push.id, exc)
+        log.error(
+            "malformed %s %s push %s: %s",
+            push.vendor,
+            push.kind,
+            push.id,
+            exc,
+            extra={"push_id": push.id, "vendor": push.vendor, "error_class": type(exc).__name__},
+        )
         outcome = f"malformed: {exc}"
     if outcome == ReportOutcome.UNMATCHED:
         push.outcome = outcome

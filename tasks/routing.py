@@ -110,4 +110,5 @@ def trip_breaker(job: Job, vendor: str, error: VendorBlocked) -> None:
         job.channel.value,
         error.reply,
         cooldown_s,
+        extra={"job_id": job.id, "vendor": vendor, "error_class": type(error).__name__},
     )

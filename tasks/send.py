@@ -91,10 +91,21 @@ def send_job(self: Any, job_id: str) -> str:
     except StoreUnavailable as exc:
         retries = int(self.request.retries or 0)
         if retries >= STORE_RETRIES:
-            log.error("send_job %s: %s; leaving the job to the sweeper", job_id, exc)
+            log.error(
+                "send_job %s: %s; leaving the job to the sweeper",
+                job_id,
+                exc,
+                extra={"job_id": job_id, "attempt": retries + 1, "error_class": "StoreUnavailable"},
+            )
             return "store unavailable"
         countdown = store_retry_countdown_s(retries)
-        log.warning("send_job %s: %s; trying again in %.0f s", job_id, exc, countdown)
+        log.warning(
+            "send_job %s: %s; trying again in %.0f s",
+            job_id,
+            exc,
+            countdown,
+            extra={"job_id": job_id, "attempt": retries + 1, "error_class": "StoreUnavailable"},
+        )
         raise self.retry(countdown=countdown, max_retries=None) from None
 
 
@@ -108,7 +119,7 @@ def deliver_job(job_id: str) -> str:
     with session_scope() as session:
         job = get_job(session, job_id=job_id)
         if job is None:
-            log.error("send_job: no job %s in the store", job_id)
+            log.error("send_job: no job %s in the store", job_id, extra={"job_id": job_id})
             return "missing"
         if job.expires_at is not None and job.expires_at <= utcnow():
             expired = move_deliveries(
@@ -231,7 +242,12 @@ def tell_limiter(
         else:
             limiter.confirm(reservation, [d.phone for d in granted])
     except redis.RedisError as exc:
-        log.warning("limits not updated after a vendor call (%s): %s", type(exc).__name__, exc)
+        log.warning(
+            "limits not updated after a vendor call (%s): %s",
+            type(exc).__name__,
+            exc,
+            extra={"error_class": type(exc).__name__},
+        )
 
 
 def route_around_breaker(job: Job, vendor: str, reason: str) -> None:

@@ -175,7 +175,12 @@ def settle(job: Job, vendor: str, batch: Sequence[Delivery], outcome: Accepted |
                 attempts = count_error_attempt(session, job_id=job.id)
                 budget = error_budget(outcome)
                 if isinstance(outcome, ConfigurationError):
-                    log.error("vendor %s cannot send: %s", vendor, outcome)
+                    log.error(
+                        "vendor %s cannot send: %s",
+                        vendor,
+                        outcome,
+                        extra=log_context(job, vendor, outcome, attempts),
+                    )
                 if attempts >= budget:
                     reason = f"{outcome} (gave up after {attempts} attempts)"
                     move(DeliveryStatus.FAILED, reason, last_error=reason)
@@ -226,13 +231,29 @@ def settle_durably(
                     len(batch),
                     describe(outcome),
                     exc,
+                    extra=log_context(job, vendor, outcome),
                 )
                 raise
             log.warning(
-                "store unreachable, recording job %s's outcome again in %.1f s", job.id, wait_s
+                "store unreachable, recording job %s's outcome again in %.1f s",
+                job.id,
+                wait_s,
+                extra=log_context(job, vendor, outcome),
             )
             sleep(wait_s)
             wait_s = min(2 * wait_s, STORE_RETRY_MAX_WAIT_S)
+
+
+def log_context(
+    job: Job, vendor: str, outcome: Accepted | Exception, attempt: int | None = None
+) -> dict[str, object]:
+    """The `extra=` of a log line about a vendor call's outcome (JSON logs: worker/log_format)."""
+    context: dict[str, object] = {"job_id": job.id, "vendor": vendor}
+    if isinstance(outcome, Exception):
+        context["error_class"] = type(outcome).__name__
+    if attempt is not None:
+        context["attempt"] = attempt
+    return context
 
 
 def describe(outcome: Accepted | Exception) -> str:
@@ -262,7 +283,11 @@ def send_each_alone(ids: Sequence[int], error: RecipientRejected, now: datetime)
 def error_budget(error: Exception) -> int:
     settings = get_settings()
     if isinstance(error, UnknownReply):
-        log.warning("undocumented vendor reply, kept verbatim: %s", error)
+        log.warning(
+            "undocumented vendor reply, kept verbatim: %s",
+            error,
+            extra={"vendor": error.vendor, "error_class": type(error).__name__},
+        )
         return settings.unknown_reply_attempts
     return settings.max_error_attempts
 

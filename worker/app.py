@@ -9,7 +9,8 @@ Why each setting (more in docs/design.md, "Celery settings", and Celery's config
 - prefetch 1: a worker holds no more unacked sends than it runs;
 - JSON only, and task arguments are job ids: no phone number or content reaches the broker,
   Flower or the logs; task events (what Flower shows) and the worker's and beat's logs are
-  redacted besides (worker/task_events.py, worker/log_redaction.py);
+  redacted besides (worker/task_events.py, worker/log_redaction.py), and with HERALD_LOG_JSON
+  one JSON object a line (worker/log_format.py);
 - a broker outage does not cancel running tasks
   (`worker_cancel_long_running_tasks_on_connection_loss=False`): a send in the middle of its
   vendor call finishes and records the outcome in the store, which does not need Redis. Its late
@@ -19,7 +20,10 @@ Why each setting (more in docs/design.md, "Celery settings", and Celery's config
   rows in `sending`, which the sweeper can only call `unknown`;
 - where Celery itself cannot recover from a broker outage (it stays alive without consuming:
   celery/celery#8030, #8091, #9054, #8990), `worker.liveness` makes the worker exit so that its
-  supervisor starts a new one; it probes through this worker's own queue (`worker_direct`).
+  supervisor starts a new one; it probes through this worker's own queue (`worker_direct`);
+- times are stored and sent in UTC (`enable_utc`), and shown in Asia/Shanghai (`timezone`: the
+  logs' and Flower's times), the zone the operators and the vendors read. The beat schedule is
+  made of intervals only, so no entry depends on the zone.
 """
 
 from __future__ import annotations
@@ -28,10 +32,10 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger
+from celery.signals import after_setup_logger, after_setup_task_logger, celeryd_init
 from kombu.entity import Queue
 
-from worker import log_redaction
+from worker import log_format, log_redaction
 from worker.liveness import LivenessStep, probe, quiet_probe_logs
 from worker.names import (
     APPLY_PUSH_TASK,
@@ -101,7 +105,8 @@ def make_celery() -> Celery:
             POLL_FIVEC_REPORTS_TASK: {"queue": MAINTENANCE_QUEUE},
             LIVENESS_TASK: {"queue": MAINTENANCE_QUEUE},  # sent to the worker's own queue
         },
-        timezone="UTC",
+        enable_utc=True,
+        timezone="Asia/Shanghai",
     )
     celery.task(name=LIVENESS_TASK, ignore_result=True, send_events=False, acks_late=False)(probe)
     celery.steps["worker"].add(LivenessStep)
@@ -112,8 +117,25 @@ def make_celery() -> Celery:
 @after_setup_logger.connect
 @after_setup_task_logger.connect
 def redact_logs(logger: logging.Logger, **_kwargs: Any) -> None:
-    """Worker and beat: no secret and no whole phone number in what Celery's handlers write."""
+    """Worker and beat: no secret and no whole phone number in what Celery's handlers write;
+    one JSON object a line with HERALD_LOG_JSON (worker/log_format.py)."""
     log_redaction.install(logger.name)
+    log_format.install(logger.name, MULTIPROCESSING_LOGGER)
+
+
+MULTIPROCESSING_LOGGER = "multiprocessing"
+"""The pool's own logger, which Celery gives a handler of its own beside the root's."""
+
+
+@celeryd_init.connect
+def no_banner_in_json_logs(instance: Any, **_kwargs: Any) -> None:
+    """With JSON logs the worker prints no plain-text banner (as `celery --quiet`), and what is
+    logged before Celery sets up its logging (its warning about running as root) is JSON too,
+    so that every line it writes is JSON. Beat prints its banner before any signal: give it
+    `celery --quiet`."""
+    if log_format.json_logs_enabled():
+        instance.quiet = True
+        log_format.install()
 
 
 app = make_celery()

@@ -137,14 +137,17 @@ class FrameIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seconds: int = Field(5, description="How long the frame shows.")
-    text: str | None = None
-    media: MediaIn | None = None
+    text: str | None = Field(None, description="The frame's text, if any (no emoji).")
+    media: MediaIn | None = Field(None, description="The frame's picture, sound or video, if any.")
 
 
 class MmsContent(BaseModel):
-    to: Recipients
-    title: str
-    frames: list[FrameIn] = Field(min_length=1)
+    to: Recipients = Field(description="Mainland China mobile numbers, each at most once.")
+    title: str = Field(description="The MMS title (5C: at most 40 characters).")
+    frames: list[FrameIn] = Field(
+        min_length=1,
+        description="The slides, in order (Veesing: at most 15 and 80 KB in all; 5C: 50 KB).",
+    )
     vendor: Literal["veesing", "fivec"] | None = Field(
         None, description="An MMS vendor; default HERALD_DEFAULT_MMS_VENDOR."
     )
@@ -155,10 +158,14 @@ class MmsRequest(CapOptions, MmsContent):
 
 
 class VoiceContent(BaseModel):
-    to: Recipients
-    template_id: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z_-]+$")]
+    to: Recipients = Field(description="Mainland China mobile numbers, one call each.")
+    template_id: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z_-]+$")] = (
+        Field(description="The id of a voice template the vendor approved.")
+    )
     variables: str = Field(description="A code: 2-8 digits; a notice: at most 50 characters.")
-    kind: Literal["code", "notice"]
+    kind: Literal["code", "notice"] = Field(
+        description="code: a verification code read out; notice: a notice's text."
+    )
 
 
 class VoiceRequest(JobOptions, VoiceContent):
@@ -172,14 +179,18 @@ class VoiceRequest(JobOptions, VoiceContent):
 class PersonalisedRecipient(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    to: Mobile
-    text: Annotated[str, Field(min_length=1), AfterValidator(no_emoji)]
+    to: Mobile = Field(description="A mainland China mobile number.")
+    text: Annotated[str, Field(min_length=1), AfterValidator(no_emoji)] = Field(
+        description="This number's own text (no emoji)."
+    )
 
 
 class PersonalisedMmsContent(BaseModel):
-    title: str
-    picture: MediaIn
-    recipients: list[PersonalisedRecipient] = Field(min_length=1)
+    title: str = Field(description="The MMS title, the same for every number (at most 40).")
+    picture: MediaIn = Field(description="The one picture of every message: jpg, gif or png.")
+    recipients: list[PersonalisedRecipient] = Field(
+        min_length=1, description="Each number with its own text; each number at most once."
+    )
 
 
 class PersonalisedMmsRequest(JobOptions, PersonalisedMmsContent):

@@ -202,6 +202,11 @@ class Settings(BaseSettings):
         description='Warn below these, JSON by product, "*" for the rest.',
     )
 
+    # Logs
+    log_json: bool = Field(
+        False, description="One JSON object a line in the API's, worker's and beat's logs."
+    )
+
     # Local system (`herald up`)
     sandbox_host: str = Field("127.0.0.1", description="Address `herald up` serves the sandbox on.")
     sandbox_port: int = Field(8100, description="Port `herald up` serves the sandbox on.")

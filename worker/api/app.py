@@ -1,4 +1,5 @@
-"""The HTTP API as one FastAPI application: the producers', operators' and vendors' routes."""
+"""The HTTP API as one FastAPI application: the producers', operators' and vendors' routes,
+and their documentation (`/docs`, `/redoc`: worker/api/docs.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from worker import log_redaction
-from worker.api import auth, callbacks, operators, producers
+from worker import log_format, log_redaction
+from worker.api import auth, callbacks, docs, operators, producers
 from worker.api.body_limit import BodySizeLimit
 from worker.api.deps import STORE_RETRY_AFTER_S
 from worker.errors import InvalidInput, StoreUnavailable
@@ -21,6 +22,7 @@ from worker.store import migrate
 from worker.store.db import OUTAGE_ERRORS, is_store_outage
 
 INDEXED_PART = re.compile(r"^(\w+)\[(\d+)\]$")
+SERVER_LOGGERS = ("uvicorn", "uvicorn.access", "uvicorn.error")
 
 
 @asynccontextmanager
@@ -29,19 +31,28 @@ async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
     without an API key (worker/api/auth.py)."""
     if not logging.getLogger().handlers:  # uvicorn sets up only its own loggers
         logging.basicConfig(format="%(levelname)s:  %(name)s: %(message)s")
-    log_redaction.install("uvicorn", "uvicorn.access", "uvicorn.error")
+    log_redaction.install(*SERVER_LOGGERS)
+    log_format.install(*SERVER_LOGGERS)
     await run_in_threadpool(migrate.upgrade)
     await run_in_threadpool(auth.check_can_start)
     yield
 
 
 def create_api() -> FastAPI:
+    # uvicorn imports the application before it logs its first line: JSON from that line on.
+    log_format.install(*SERVER_LOGGERS)
     api = FastAPI(
         lifespan=lifespan,
         title="herald",
-        summary="Accepts SMS jobs durably and follows each recipient to its delivery report.",
+        summary="Accepts SMS, MMS and voice jobs durably and follows each recipient to its "
+        "delivery report.",
+        description=docs.DESCRIPTION,
         version="0.1.0",
+        openapi_tags=docs.TAGS,
+        docs_url=None,
+        redoc_url=None,
     )
+    docs.serve_docs(api)
     api.exception_handler(InvalidInput)(invalid_input)
     api.add_middleware(BodySizeLimit)
     for outage in (StoreUnavailable, *OUTAGE_ERRORS, sa.exc.DBAPIError):

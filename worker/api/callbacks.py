@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import redis
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from fastapi.responses import PlainTextResponse
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from worker.api.deps import SessionDep
+from worker.api.responses import error, errors
 from worker.errors import CallbackRejected
 from worker.log_redaction import MASK, RedactLogs
 from worker.names import APPLY_PUSH_TASK, CHUANGRUI_REPORT_SEEN_KEY_PREFIX
@@ -34,10 +35,14 @@ log = logging.getLogger(__name__)
 logging.getLogger("uvicorn.access").addFilter(RedactLogs())
 
 
-router = APIRouter()
+router = APIRouter(tags=["vendor callbacks"])
+STORED = "Stored; the vendor need not push it again."
+PUSH_ANSWERS = {200: {"content": {"text/plain": {"example": "ok"}}}, **errors(413, 503)}
 
 
-def require_callback_token(token: str) -> None:
+def require_callback_token(
+    token: Annotated[str, Path(description="The secret HERALD_CALLBACK_TOKEN.")],
+) -> None:
     expected = get_settings().callback_token
     if expected is None or not hmac.compare_digest(
         token.encode(), expected.get_secret_value().encode()
@@ -50,10 +55,24 @@ VeesingProduct = Literal["sms", "mms", "voice"]
 
 @router.post(
     "/callbacks/veesing/{product}/{token}",
+    summary="Veesing push",
     response_class=PlainTextResponse,
     dependencies=[Depends(require_callback_token)],
+    response_description=STORED,
+    responses={
+        **PUSH_ANSWERS,
+        403: error(
+            "The path's token is not HERALD_CALLBACK_TOKEN (or none is set); nothing was stored.",
+            "bad callback token",
+        ),
+        **errors(422),
+    },
 )
-async def veesing_push(product: VeesingProduct, request: Request, session: SessionDep) -> str:
+async def veesing_push(
+    product: Annotated[VeesingProduct, Path(description="Whose push: sms, mms or voice.")],
+    request: Request,
+    session: SessionDep,
+) -> str:
     """A Veesing push (form-encoded): SMS receipts and replies, MMS audit results and
     receipts, voice receipts. Stored as received, then applied by a worker."""
     payload = await request_fields(request)
@@ -61,9 +80,26 @@ async def veesing_push(product: VeesingProduct, request: Request, session: Sessi
     return "ok"
 
 
-@router.api_route(
-    "/callbacks/chuangrui/report", methods=["GET", "POST"], response_class=PlainTextResponse
-)
+REPORT_ROUTE: dict[str, Any] = {
+    "path": "/callbacks/chuangrui/report",
+    "summary": "Chuangrui report push",
+    "response_class": PlainTextResponse,
+    "response_description": STORED,
+    "responses": {
+        **PUSH_ANSWERS,
+        403: error(
+            "Bad or missing signature, stale timestamp, wrong pwd, or a replay; nothing was "
+            "stored.",
+            "chuangrui report push replayed (its signature was seen before)",
+        ),
+    },
+}
+"""Chuangrui pushes by GET or by POST (its document shows both): one route each, so that
+each has an operation id of its own in the OpenAPI."""
+
+
+@router.get(**REPORT_ROUTE, operation_id="chuangrui_report_push_get")
+@router.post(**REPORT_ROUTE, operation_id="chuangrui_report_push_post")
 async def chuangrui_report_push(request: Request, session: SessionDep) -> str:
     """A Chuangrui status report: refused (403, nothing stored) unless its MD5 signature
     matches HERALD_CHUANGRUI_ACCESS_SECRET and its timestamp is fresh."""
@@ -90,9 +126,23 @@ async def chuangrui_report_push(request: Request, session: SessionDep) -> str:
     return "ok"
 
 
-@router.api_route(
-    "/callbacks/chuangrui/mo", methods=["GET", "POST"], response_class=PlainTextResponse
-)
+MO_ROUTE: dict[str, Any] = {
+    "path": "/callbacks/chuangrui/mo",
+    "summary": "Chuangrui MO push",
+    "response_class": PlainTextResponse,
+    "response_description": STORED,
+    "responses": {
+        **PUSH_ANSWERS,
+        403: error(
+            "Wrong name or pwd, or no HERALD_CHUANGRUI_MO_PWD to check; nothing was stored.",
+            "HERALD_CHUANGRUI_MO_PWD is not set (or HERALD_CHUANGRUI_MO_ALLOW_UNSIGNED=true)",
+        ),
+    },
+}
+
+
+@router.get(**MO_ROUTE, operation_id="chuangrui_mo_push_get")
+@router.post(**MO_ROUTE, operation_id="chuangrui_mo_push_post")
 async def chuangrui_mo_push(request: Request, session: SessionDep) -> str:
     """A Chuangrui uplink (MO) push, checked against HERALD_CHUANGRUI_MO_NAME/_PWD. Without a
     pwd to check, anyone could forge a `TD` and suppress any number: refused (403) unless

@@ -6,66 +6,116 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, status
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from worker.api import examples
 from worker.api.auth import require_api_key
 from worker.api.deps import STORE_RETRY_AFTER_S, SessionDep
+from worker.api.responses import error, errors
 from worker.messages import Mobile, normalise_mobile
 from worker.schemas import InboundPublic, ProductPublic, SuppressionPublic
 from worker.settings import PRODUCTS, balance_threshold, vendor_configured
 from worker.store import balances, inbound_messages, suppress, suppressions, unsuppress, utcnow
 from worker.store.db import store_answers
 
-router = APIRouter(dependencies=[Depends(require_api_key)])
-health_router = APIRouter()
+router = APIRouter(
+    tags=["operators"], dependencies=[Depends(require_api_key)], responses=errors(401, 403, 503)
+)
+health_router = APIRouter(tags=["health"])
 """Open to anyone: what a load balancer or supervisor asks."""
 
 
 class SuppressionIn(BaseModel):
+    """A number to suppress: it receives no marketing from now on."""
+
     model_config = ConfigDict(extra="forbid")
 
-    phone: Mobile
-    reason: str = Field("added by an operator", max_length=200)
+    phone: Mobile = Field(description="A mainland China mobile number (+86 and spaces allowed).")
+    reason: str = Field(
+        "added by an operator", max_length=200, description="Why, for the operators who read it."
+    )
 
 
-@router.get("/v1/suppressions", response_model=list[SuppressionPublic])
+PAGE = errors(422)
+"""What a route with query parameters may answer besides."""
+Limit = Annotated[int, Query(description="How many at most (capped: see the operation).")]
+Offset = Annotated[int, Query(description="How many to skip, for the next page.")]
+SuppressedPhone = Annotated[
+    str, AfterValidator(normalise_mobile), Path(description="The number (+86 allowed).")
+]
+
+
+@router.get(
+    "/v1/suppressions",
+    summary="List suppressed numbers",
+    response_model=list[SuppressionPublic],
+    responses=PAGE,
+)
 def get_suppressions(
-    session: SessionDep, limit: int = 1000, offset: int = 0
+    session: SessionDep, limit: Limit = 1000, offset: Offset = 0
 ) -> list[SuppressionPublic]:
-    """Numbers that receive no marketing, oldest first."""
+    """Numbers that receive no marketing, oldest first (at most 10,000 a page)."""
     rows = suppressions(session, limit=min(limit, 10_000), offset=offset)
     return [SuppressionPublic.model_validate(r, from_attributes=True) for r in rows]
 
 
-@router.post("/v1/suppressions", response_model=SuppressionPublic, status_code=201)
-def post_suppression(body: SuppressionIn, session: SessionDep) -> SuppressionPublic:
+@router.post(
+    "/v1/suppressions",
+    summary="Suppress a number",
+    response_model=SuppressionPublic,
+    status_code=201,
+    response_description="The number is suppressed (again, if it was: the first reason stays).",
+    responses=errors(413, 422),
+)
+def post_suppression(
+    body: Annotated[SuppressionIn, Body(openapi_examples=examples.SUPPRESSION)],
+    session: SessionDep,
+) -> SuppressionPublic:
+    """Suppress a number: marketing jobs skip it, failing its recipient with the reason."""
     row = suppress(session, phone=body.phone, reason=body.reason, now=utcnow())
     return SuppressionPublic.model_validate(row, from_attributes=True)
 
 
-@router.delete("/v1/suppressions/{phone}", status_code=204)
-def delete_suppression(
-    phone: Annotated[str, AfterValidator(normalise_mobile)], session: SessionDep
-) -> None:
+@router.delete(
+    "/v1/suppressions/{phone}",
+    summary="Lift a suppression",
+    status_code=204,
+    response_description="The number receives marketing again.",
+    responses={
+        404: error("The number is not suppressed.", "13800138000 is not suppressed"),
+        **errors(422),
+    },
+)
+def delete_suppression(phone: SuppressedPhone, session: SessionDep) -> None:
+    """Lift a number's suppression."""
     if not unsuppress(session, phone=phone):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"{phone} is not suppressed")
 
 
-@router.get("/v1/inbound", response_model=list[InboundPublic])
+@router.get(
+    "/v1/inbound",
+    summary="List replies and MO messages",
+    response_model=list[InboundPublic],
+    responses=PAGE,
+)
 def get_inbound(
     session: SessionDep,
-    phone: Annotated[str, AfterValidator(normalise_mobile)] | None = None,
-    limit: int = 100,
-    offset: int = 0,
+    phone: Annotated[
+        Annotated[str, AfterValidator(normalise_mobile)] | None,
+        Query(description="Only this number's messages (+86 allowed)."),
+    ] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[InboundPublic]:
-    """Replies and MO messages from handsets, newest first."""
+    """Replies and MO messages from handsets, newest first (at most 1,000 a page); `phone`
+    keeps one number's."""
     rows = inbound_messages(session, phone=phone, limit=min(limit, 1000), offset=offset)
     return [InboundPublic.model_validate(r, from_attributes=True) for r in rows]
 
 
-@router.get("/v1/vendors", response_model=list[ProductPublic])
+@router.get("/v1/vendors", summary="List vendor products", response_model=list[ProductPublic])
 def get_vendors(session: SessionDep) -> list[ProductPublic]:
     """Each vendor product: whether it is configured, and its last known balance."""
     known = balances(session)
@@ -91,8 +141,23 @@ def get_vendors(session: SessionDep) -> list[ProductPublic]:
 
 @health_router.get(
     "/healthz",
+    summary="Liveness",
     response_class=PlainTextResponse,
-    responses={503: {"description": "The job store does not answer."}},
+    responses={
+        200: {"content": {"text/plain": {"example": "ok"}}},
+        503: {
+            "description": "The job store does not answer.",
+            "content": {
+                "application/json": {"example": {"status": "unavailable", "store": "down"}}
+            },
+            "headers": {
+                "Retry-After": {
+                    "description": f"Seconds to wait ({STORE_RETRY_AFTER_S}).",
+                    "schema": {"type": "integer"},
+                }
+            },
+        },
+    },
 )
 def healthz() -> Response:
     """`ok` while the job store answers `SELECT 1`; 503 while it does not, since the API can

@@ -6,11 +6,15 @@ routes hold no session of their own while accepting.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, status
 from fastapi.responses import JSONResponse
 
+from worker.api import examples
 from worker.api.auth import ApiKeyName, require_api_key
 from worker.api.deps import SessionDep
+from worker.api.responses import error, errors
 from worker.errors import JobNotCancellable, JobNotFound
 from worker.jobs import cancel_job, read_job
 from worker.messages import MmsRequest, PersonalisedMmsRequest, SmsRequest, VoiceRequest
@@ -21,10 +25,22 @@ from worker.producer import (
     submit_sms,
     submit_voice,
 )
-from worker.schemas import JobAccepted, JobPublic
+from worker.schemas import EXAMPLE_JOB_ID, JobAccepted, JobPublic
 from worker.store import utcnow
 
-router = APIRouter(dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    tags=["producers"], dependencies=[Depends(require_api_key)], responses=errors(401, 403, 503)
+)
+ACCEPTING = errors(413, 422)
+"""What else a route that accepts a job may answer."""
+JobIdInPath = Annotated[str, Path(description="The id answered when the job was accepted.")]
+NO_SUCH_JOB: dict[int | str, dict[str, Any]] = {
+    404: error("No job has this id.", f"no job {EXAMPLE_JOB_ID}")
+}
+ACCEPTED = (
+    "The job is stored and its id is final; its recipients are sent by the workers. "
+    "Header `Idempotent-Replayed: true` when an idempotency key returned an earlier job."
+)
 
 
 def accepted_response(accepted: Accepted) -> JSONResponse:
@@ -35,45 +51,97 @@ def accepted_response(accepted: Accepted) -> JSONResponse:
 
 @router.post(
     "/v1/sms",
+    summary="Send an SMS",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobAccepted,
-    responses={422: {"description": "A field breaks a rule; nothing was stored."}},
+    response_description=ACCEPTED,
+    responses=ACCEPTING,
 )
-def post_sms(request: SmsRequest, caller: ApiKeyName) -> JSONResponse:
-    """Accept an SMS job. A repeated idempotency key answers the first job."""
+def post_sms(
+    request: Annotated[SmsRequest, Body(openapi_examples=examples.SMS)], caller: ApiKeyName
+) -> JSONResponse:
+    """Accept an SMS job: one content to one or more numbers. The content carries its
+    【signature】 unless HERALD_SMS_SIGNATURE adds one. A repeated idempotency key answers the
+    first job."""
     return accepted_response(submit_sms(request, api_key_name=caller))
 
 
-@router.post("/v1/mms", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
-def post_mms(request: MmsRequest, caller: ApiKeyName) -> JSONResponse:
-    """Accept an MMS job; its frames are checked against the vendor's limits first."""
+@router.post(
+    "/v1/mms",
+    summary="Send an MMS",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobAccepted,
+    response_description=ACCEPTED,
+    responses=ACCEPTING,
+)
+def post_mms(
+    request: Annotated[MmsRequest, Body(openapi_examples=examples.MMS)], caller: ApiKeyName
+) -> JSONResponse:
+    """Accept an MMS job: a title and frames to one or more numbers. The frames are checked
+    against the vendor's limits first (types, count, size)."""
     return accepted_response(submit_mms(request, api_key_name=caller))
 
 
 @router.post(
-    "/v1/mms/personalised", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted
+    "/v1/mms/personalised",
+    summary="Send a personalised MMS (5C)",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobAccepted,
+    response_description=ACCEPTED,
+    responses=ACCEPTING,
 )
-def post_personalised_mms(request: PersonalisedMmsRequest, caller: ApiKeyName) -> JSONResponse:
+def post_personalised_mms(
+    request: Annotated[PersonalisedMmsRequest, Body(openapi_examples=examples.PERSONALISED_MMS)],
+    caller: ApiKeyName,
+) -> JSONResponse:
     """Accept a 5C personalised MMS: one picture and title, a text per number."""
     return accepted_response(submit_personalised_mms(request, api_key_name=caller))
 
 
-@router.post("/v1/voice", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
-def post_voice(request: VoiceRequest, caller: ApiKeyName) -> JSONResponse:
+@router.post(
+    "/v1/voice",
+    summary="Call with a voice message",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobAccepted,
+    response_description=ACCEPTED,
+    responses=ACCEPTING,
+)
+def post_voice(
+    request: Annotated[VoiceRequest, Body(openapi_examples=examples.VOICE)], caller: ApiKeyName
+) -> JSONResponse:
     """Accept a voice job: the template spoken to each number, one call each."""
     return accepted_response(submit_voice(request, api_key_name=caller))
 
 
-@router.get("/v1/messages/{job_id}", response_model=JobPublic)
-def get_message(job_id: str, session: SessionDep) -> JobPublic:
+@router.get(
+    "/v1/messages/{job_id}",
+    summary="Read a job",
+    response_model=JobPublic,
+    responses={**NO_SUCH_JOB, **errors(422)},
+)
+def get_message(job_id: JobIdInPath, session: SessionDep) -> JobPublic:
+    """A job and where each of its recipients is."""
     try:
         return read_job(session, job_id=job_id)
     except JobNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
 
 
-@router.post("/v1/messages/{job_id}/cancel", response_model=JobAccepted)
-def post_cancel(job_id: str, session: SessionDep) -> JobAccepted:
+@router.post(
+    "/v1/messages/{job_id}/cancel",
+    summary="Cancel a job",
+    response_model=JobAccepted,
+    response_description="Every recipient not yet handed to the vendor is cancelled.",
+    responses={
+        **NO_SUCH_JOB,
+        409: error(
+            "Every recipient was already handed to the vendor or is final; nothing changed.",
+            "no recipient is left to cancel",
+        ),
+        **errors(422),
+    },
+)
+def post_cancel(job_id: JobIdInPath, session: SessionDep) -> JobAccepted:
     """Cancel every recipient not yet handed to the vendor; 409 when none is left to cancel."""
     try:
         cancelled = cancel_job(session, job_id=job_id, now=utcnow())
