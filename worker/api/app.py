@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -31,6 +33,7 @@ def create_api() -> FastAPI:
         version="0.1.0",
     )
     api.exception_handler(InvalidInput)(invalid_input)
+    api.exception_handler(RequestValidationError)(request_validation_error)
     api.include_router(producers.router)
     api.include_router(operators.router)
     api.include_router(callbacks.router)
@@ -44,6 +47,21 @@ def invalid_input(_request: Request, exc: InvalidInput) -> JSONResponse:
         for p in exc.problems
     ]
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+def request_validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own 422, except that the input it quotes back may be bytes that are not UTF-8
+    (a body sent as text/plain) or text with a lone surrogate (JSON's `"\\ud800"`), which
+    FastAPI's handler could not write and answered 500: both are quoted with what cannot be
+    written replaced."""
+    detail = jsonable_encoder(exc.errors(), custom_encoder={bytes: quotable, str: quotable})
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+def quotable(value: str | bytes) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value.encode("utf-8", errors="replace").decode("utf-8")
 
 
 def field_location(field: str) -> list[str | int]:

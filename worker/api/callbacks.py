@@ -72,9 +72,9 @@ async def veesing_push(product: VeesingProduct, request: Request, session: Sessi
     return "ok"
 
 
-@router.api_route(
-    "/callbacks/chuangrui/report", methods=["GET", "POST"], response_class=PlainTextResponse
-)
+# A route per method: one route of two methods gives both one OpenAPI operationId.
+@router.get("/callbacks/chuangrui/report", response_class=PlainTextResponse)
+@router.post("/callbacks/chuangrui/report", response_class=PlainTextResponse)
 async def chuangrui_report_push(request: Request, session: SessionDep) -> str:
     """A Chuangrui status report: refused (403, nothing stored) unless its MD5 signature
     matches HERALD_CHUANGRUI_ACCESS_SECRET and its timestamp is fresh."""
@@ -101,9 +101,8 @@ async def chuangrui_report_push(request: Request, session: SessionDep) -> str:
     return "ok"
 
 
-@router.api_route(
-    "/callbacks/chuangrui/mo", methods=["GET", "POST"], response_class=PlainTextResponse
-)
+@router.get("/callbacks/chuangrui/mo", response_class=PlainTextResponse)
+@router.post("/callbacks/chuangrui/mo", response_class=PlainTextResponse)
 async def chuangrui_mo_push(request: Request, session: SessionDep) -> str:
     """A Chuangrui uplink (MO) push, checked against HERALD_CHUANGRUI_MO_NAME/_PWD when set."""
     payload = await request_fields(request)

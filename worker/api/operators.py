@@ -5,12 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import PlainTextResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field
 
 from worker.api.deps import SessionDep
-from worker.messages import Mobile, normalise_mobile
+from worker.messages import Mobile, ProducerInput, normalise_mobile
 from worker.schemas import InboundPublic, ProductPublic, SuppressionPublic
 from worker.settings import PRODUCTS, balance_threshold, vendor_configured
 from worker.store import balances, inbound_messages, suppress, suppressions, unsuppress, utcnow
@@ -18,19 +18,38 @@ from worker.store import balances, inbound_messages, suppress, suppressions, uns
 router = APIRouter()
 
 
-class SuppressionIn(BaseModel):
+class SuppressionIn(ProducerInput):
     model_config = ConfigDict(extra="forbid")
 
     phone: Mobile
     reason: str = Field("added by an operator", max_length=200)
 
 
+SUPPRESSIONS_MAX_LIMIT = 10_000
+INBOUND_MAX_LIMIT = 1_000
+MAX_OFFSET = 1_000_000_000
+"""Past any real list, and within every database's integer (a larger one answered 500)."""
+
+Offset = Annotated[
+    int, Query(ge=0, le=MAX_OFFSET, description=f"Rows to skip, 0 to {MAX_OFFSET:_}.")
+]
+
+
 @router.get("/v1/suppressions", response_model=list[SuppressionPublic])
 def get_suppressions(
-    session: SessionDep, limit: int = 1000, offset: int = 0
+    session: SessionDep,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=SUPPRESSIONS_MAX_LIMIT,
+            description=f"Rows to return, 1 to {SUPPRESSIONS_MAX_LIMIT:_}.",
+        ),
+    ] = 1000,
+    offset: Offset = 0,
 ) -> list[SuppressionPublic]:
     """Numbers that receive no marketing, oldest first."""
-    rows = suppressions(session, limit=min(limit, 10_000), offset=offset)
+    rows = suppressions(session, limit=limit, offset=offset)
     return [SuppressionPublic.model_validate(r, from_attributes=True) for r in rows]
 
 
@@ -52,11 +71,16 @@ def delete_suppression(
 def get_inbound(
     session: SessionDep,
     phone: Annotated[str, AfterValidator(normalise_mobile)] | None = None,
-    limit: int = 100,
-    offset: int = 0,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1, le=INBOUND_MAX_LIMIT, description=f"Rows to return, 1 to {INBOUND_MAX_LIMIT:_}."
+        ),
+    ] = 100,
+    offset: Offset = 0,
 ) -> list[InboundPublic]:
     """Replies and MO messages from handsets, newest first."""
-    rows = inbound_messages(session, phone=phone, limit=min(limit, 1000), offset=offset)
+    rows = inbound_messages(session, phone=phone, limit=limit, offset=offset)
     return [InboundPublic.model_validate(r, from_attributes=True) for r in rows]
 
 

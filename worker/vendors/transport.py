@@ -12,6 +12,8 @@ What decides the class is whether the request can have reached the vendor:
 
 from __future__ import annotations
 
+import math
+
 import httpx
 
 from worker.errors import AmbiguousOutcome, TransientError, UnknownReply, VendorBlocked
@@ -33,6 +35,7 @@ AMBIGUOUS_EXCEPTIONS: tuple[type[httpx.HTTPError], ...] = (
 RETRY_STATUSES = frozenset({429, 503})
 AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
 BLOCKED_STATUSES = frozenset({401, 403, 404, 405})
+RETRY_AFTER_MAX_S = 86_400.0
 
 
 def exchange(
@@ -77,9 +80,13 @@ def exchange(
 
 
 def retry_after_s(response: httpx.Response) -> float | None:
-    """The vendor's Retry-After in seconds, when it sent one as a number."""
+    """The vendor's Retry-After in seconds, when it sent one as a number, at most a day
+    (`inf`, or 1e300 seconds, is no wait a task can be scheduled for)."""
     value = response.headers.get("retry-after", "").strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         return None
+    if not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), RETRY_AFTER_MAX_S)

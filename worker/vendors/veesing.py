@@ -97,7 +97,7 @@ def parse_reply(body: bytes) -> VeesingReply:
     text = body.decode("utf-8", errors="replace")
     try:
         payload = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, a number over 4,300 digits, deep nesting
         raise UnknownReply(VENDOR, f"not JSON: {text[:200]!r}") from None
     if not isinstance(payload, dict) or "returnStatus" not in payload:
         raise UnknownReply(VENDOR, f"no returnStatus: {text[:200]!r}")
