@@ -213,9 +213,11 @@ def counted(noun: str) -> Summary:
 
 def parse_fivec_page(payload: dict[str, str]) -> list[DeliveryReport]:
     """A pulled 5C report page, stored by tasks.reports as base64 with its charset."""
-    return fivec.parse_report_records(
-        base64.b64decode(payload["body_base64"]), payload.get("encoding")
-    )
+    try:
+        body = base64.b64decode(payload["body_base64"])
+    except (KeyError, ValueError):  # binascii.Error is a ValueError
+        raise ReportFormatError("body_base64 is missing or not base64") from None
+    return fivec.parse_report_records(body, payload.get("encoding"))
 
 
 def parse_chuangrui_mo(payload: dict[str, str]) -> list[InboundReply]:

@@ -21,6 +21,8 @@ from tests.support import RedisServer, SettingsEnv, need
 RUN_DIR = Path(tempfile.mkdtemp(prefix="herald-tests-"))
 REDIS = RedisServer(RUN_DIR / "redis")
 CALLBACK_TOKEN = "test-callback-token"
+KEPT_VARIABLES = frozenset({"HERALD_FUZZ_EXAMPLES"})
+"""Not settings: how the tests themselves run (tests/fuzz/conftest.py)."""
 TEST_ENV = {
     "HERALD_DATA_DIR": str(RUN_DIR / "data"),
     "HERALD_DATABASE_URL": f"sqlite:///{RUN_DIR / 'session.db'}",
@@ -33,7 +35,8 @@ TEST_ENV = {
 
 def pytest_configure(config: pytest.Config) -> None:
     for name in [n for n in os.environ if n.startswith(("HERALD_", "SANDBOX_"))]:
-        del os.environ[name]
+        if name not in KEPT_VARIABLES:
+            del os.environ[name]
     os.environ.update(TEST_ENV)
     # Without a redis-server, tests that need one ask for `redis_url`, which skips or fails.
     with contextlib.suppress(FileNotFoundError):

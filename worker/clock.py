@@ -19,10 +19,21 @@ def parse_vendor_time(value: str | None, *, field: str) -> datetime | None:
     text = value.strip()
     for layout in VENDOR_TIME_FORMATS:
         try:
-            return datetime.strptime(text, layout).replace(tzinfo=SHANGHAI)
+            moment = datetime.strptime(text, layout).replace(tzinfo=SHANGHAI)
         except ValueError:
             continue
-    raise ReportFormatError(f"{field} is not a time the vendors write: {text!r}")
+        return in_utc_range(moment, field=field)
+    raise ReportFormatError(f"{field} is not a time the vendors write: {text[:80]!r}")
+
+
+def in_utc_range(moment: datetime, *, field: str) -> datetime:
+    """`moment`, once sure it has a UTC equivalent (the store keeps UTC): 0001-01-01 in
+    Shanghai is before the first day Python's calendar has."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ReportFormatError(f"{field} is before the year 1 in UTC: {moment}") from None
+    return moment
 
 
 def vendor_day(moment: datetime) -> str:

@@ -12,12 +12,12 @@ import binascii
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from worker.enums import CapPolicy, Purpose
 from worker.mms import EMOJI
 
-MOBILE = re.compile(r"^1[3-9]\d{9}$")
+MOBILE = re.compile(r"^1[3-9][0-9]{9}$")  # ASCII: `\d` matches any script's digits
 COUNTRY_PREFIXES = ("+86", "0086", "86")
 SIGNATURE = re.compile(r"^【[^【】]{2,16}】|【[^【】]{2,16}】$")
 
@@ -59,11 +59,34 @@ def has_signature(content: str) -> bool:
     return bool(SIGNATURE.search(content))
 
 
+def storable(value: str) -> str:
+    """Text every store can keep: PostgreSQL refuses NUL characters, and a lone surrogate
+    (JSON's `"\\ud800"`) has no UTF-8 form for any database."""
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (it has a lone surrogate)") from None
+    return value
+
+
+class ProducerInput(BaseModel):
+    """A model of what producers (and operators) send: every text in it must be storable."""
+
+    @field_validator("*")
+    @classmethod
+    def storable_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            storable(value)
+        return value
+
+
 Mobile = Annotated[str, AfterValidator(normalise_mobile)]
 Recipients = Annotated[list[Mobile], Field(min_length=1), AfterValidator(distinct_numbers)]
 
 
-class JobOptions(BaseModel):
+class JobOptions(ProducerInput):
     """What every request may ask besides its content and numbers: why, when, and once only.
 
     The requests inherit it after their own content (`class SmsRequest(CapOptions, SmsContent)`)
@@ -99,7 +122,7 @@ class CapOptions(JobOptions):
     )
 
 
-class SmsContent(BaseModel):
+class SmsContent(ProducerInput):
     to: Recipients = Field(description="Mainland China mobile numbers, each at most once.")
     content: Annotated[str, Field(min_length=1), AfterValidator(no_emoji)] = Field(
         description="The text, with its 【signature】 unless HERALD_SMS_SIGNATURE is set."
@@ -119,7 +142,7 @@ def valid_base64(value: str) -> str:
     return value
 
 
-class MediaIn(BaseModel):
+class MediaIn(ProducerInput):
     """One media file, its bytes as base64 (the CLI reads them from a file path)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -133,7 +156,7 @@ class MediaIn(BaseModel):
         return base64.b64decode(self.base64)
 
 
-class FrameIn(BaseModel):
+class FrameIn(ProducerInput):
     model_config = ConfigDict(extra="forbid")
 
     seconds: int = Field(5, description="How long the frame shows.")
@@ -141,7 +164,7 @@ class FrameIn(BaseModel):
     media: MediaIn | None = Field(None, description="The frame's picture, sound or video, if any.")
 
 
-class MmsContent(BaseModel):
+class MmsContent(ProducerInput):
     to: Recipients = Field(description="Mainland China mobile numbers, each at most once.")
     title: str = Field(description="The MMS title (5C: at most 40 characters).")
     frames: list[FrameIn] = Field(
@@ -157,7 +180,7 @@ class MmsRequest(CapOptions, MmsContent):
     """`POST /v1/mms`: one MMS (title and frames) to one or more numbers."""
 
 
-class VoiceContent(BaseModel):
+class VoiceContent(ProducerInput):
     to: Recipients = Field(description="Mainland China mobile numbers, one call each.")
     template_id: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z_-]+$")] = (
         Field(description="The id of a voice template the vendor approved.")
@@ -176,7 +199,7 @@ class VoiceRequest(JobOptions, VoiceContent):
     )
 
 
-class PersonalisedRecipient(BaseModel):
+class PersonalisedRecipient(ProducerInput):
     model_config = ConfigDict(extra="forbid")
 
     to: Mobile = Field(description="A mainland China mobile number.")
@@ -185,7 +208,7 @@ class PersonalisedRecipient(BaseModel):
     )
 
 
-class PersonalisedMmsContent(BaseModel):
+class PersonalisedMmsContent(ProducerInput):
     title: str = Field(description="The MMS title, the same for every number (at most 40).")
     picture: MediaIn = Field(description="The one picture of every message: jpg, gif or png.")
     recipients: list[PersonalisedRecipient] = Field(

@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -57,6 +59,7 @@ def create_api() -> FastAPI:
     api.add_middleware(BodySizeLimit)
     for outage in (StoreUnavailable, *OUTAGE_ERRORS, sa.exc.DBAPIError):
         api.exception_handler(outage)(store_unreachable)
+    api.exception_handler(RequestValidationError)(request_validation_error)
     api.include_router(producers.router)
     api.include_router(operators.router)
     api.include_router(operators.health_router)
@@ -89,6 +92,21 @@ def unavailable_response() -> JSONResponse:
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
     )
+
+
+def request_validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own 422, except that the input it quotes back may be bytes that are not UTF-8
+    (a body sent as text/plain) or text with a lone surrogate (JSON's `"\\ud800"`), which
+    FastAPI's handler could not write and answered 500: both are quoted with what cannot be
+    written replaced."""
+    detail = jsonable_encoder(exc.errors(), custom_encoder={bytes: quotable, str: quotable})
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+def quotable(value: str | bytes) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value.encode("utf-8", errors="replace").decode("utf-8")
 
 
 def field_location(field: str) -> list[str | int]:

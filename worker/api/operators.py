@@ -8,13 +8,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, status
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field
 
 from worker.api import examples
 from worker.api.auth import require_api_key
 from worker.api.deps import STORE_RETRY_AFTER_S, SessionDep
 from worker.api.responses import error, errors
-from worker.messages import Mobile, normalise_mobile
+from worker.messages import Mobile, ProducerInput, normalise_mobile
 from worker.schemas import InboundPublic, ProductPublic, SuppressionPublic
 from worker.settings import PRODUCTS, balance_threshold, vendor_configured
 from worker.store import balances, inbound_messages, suppress, suppressions, unsuppress, utcnow
@@ -27,7 +27,7 @@ health_router = APIRouter(tags=["health"])
 """Open to anyone: what a load balancer or supervisor asks."""
 
 
-class SuppressionIn(BaseModel):
+class SuppressionIn(ProducerInput):
     """A number to suppress: it receives no marketing from now on."""
 
     model_config = ConfigDict(extra="forbid")
@@ -40,8 +40,26 @@ class SuppressionIn(BaseModel):
 
 PAGE = errors(422)
 """What a route with query parameters may answer besides."""
-Limit = Annotated[int, Query(description="How many at most (capped: see the operation).")]
-Offset = Annotated[int, Query(description="How many to skip, for the next page.")]
+SUPPRESSIONS_MAX_LIMIT = 10_000
+INBOUND_MAX_LIMIT = 1_000
+MAX_OFFSET = 1_000_000_000
+"""Past any real list, and within every database's integer (a larger one answered 500)."""
+SuppressionsLimit = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=SUPPRESSIONS_MAX_LIMIT,
+        description=f"Rows to return, 1 to {SUPPRESSIONS_MAX_LIMIT:_}.",
+    ),
+]
+InboundLimit = Annotated[
+    int,
+    Query(ge=1, le=INBOUND_MAX_LIMIT, description=f"Rows to return, 1 to {INBOUND_MAX_LIMIT:_}."),
+]
+Offset = Annotated[
+    int,
+    Query(ge=0, le=MAX_OFFSET, description=f"Rows to skip for the next page, 0 to {MAX_OFFSET:_}."),
+]
 SuppressedPhone = Annotated[
     str, AfterValidator(normalise_mobile), Path(description="The number (+86 allowed).")
 ]
@@ -54,10 +72,10 @@ SuppressedPhone = Annotated[
     responses=PAGE,
 )
 def get_suppressions(
-    session: SessionDep, limit: Limit = 1000, offset: Offset = 0
+    session: SessionDep, limit: SuppressionsLimit = 1000, offset: Offset = 0
 ) -> list[SuppressionPublic]:
     """Numbers that receive no marketing, oldest first (at most 10,000 a page)."""
-    rows = suppressions(session, limit=min(limit, 10_000), offset=offset)
+    rows = suppressions(session, limit=limit, offset=offset)
     return [SuppressionPublic.model_validate(r, from_attributes=True) for r in rows]
 
 
@@ -106,12 +124,12 @@ def get_inbound(
         Annotated[str, AfterValidator(normalise_mobile)] | None,
         Query(description="Only this number's messages (+86 allowed)."),
     ] = None,
-    limit: Limit = 100,
+    limit: InboundLimit = 100,
     offset: Offset = 0,
 ) -> list[InboundPublic]:
     """Replies and MO messages from handsets, newest first (at most 1,000 a page); `phone`
     keeps one number's."""
-    rows = inbound_messages(session, phone=phone, limit=min(limit, 1000), offset=offset)
+    rows = inbound_messages(session, phone=phone, limit=limit, offset=offset)
     return [InboundPublic.model_validate(r, from_attributes=True) for r in rows]
 
 

@@ -100,6 +100,8 @@ def job_by_idempotency_key(session: Session, *, key: str) -> Job | None:
 
 
 def get_job(session: Session, *, job_id: str) -> Job | None:
+    if "\x00" in job_id:  # no id has one, and PostgreSQL refuses to even look it up
+        return None
     return session.get(Job, job_id)
 
 

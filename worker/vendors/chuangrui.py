@@ -49,6 +49,8 @@ CODE = re.compile(r"^-?[0-9]+$")
 UNDECODABLE = "\ufffd"
 """What a byte that is not UTF-8 decodes to: a send id holding it cannot be matched to reports."""
 MILLISECOND_TIMESTAMP_DIGITS = 13
+MAX_COUNT_DIGITS = 18
+"""A count longer than this is no count (and `int()` refuses text over 4,300 digits)."""
 MO_FIELD_SEPARATOR = "#@#"
 MO_RECORD_SEPARATOR = "#@@#"
 
@@ -130,7 +132,7 @@ def parse_send_reply(body: bytes) -> Submission:
         raise UnreadableReply(VENDOR, f"code 0 without the documented six fields: {reply!r}")
     send_id, invalid, success, black, message = fields[1:]
     counts = (invalid, success, black)
-    if not all(DIGITS.match(count) for count in counts):
+    if not all(DIGITS.match(count) and len(count) <= MAX_COUNT_DIGITS for count in counts):
         raise UnreadableReply(VENDOR, f"code 0 with counts that are not numbers: {reply!r}")
     return Submission(send_id, int(invalid), int(success), int(black), message)
 
@@ -144,9 +146,12 @@ def parse_balance_reply(body: bytes) -> Balance:
     if len(fields) < 2:
         raise UnknownReply(VENDOR, f"balance reply without a balance: {','.join(fields)!r}")
     try:
-        return Balance(Decimal(fields[1]))
+        balance: Decimal | None = Decimal(fields[1])
     except InvalidOperation:
-        raise UnknownReply(VENDOR, f"balance is not a number: {fields[1][:50]!r}") from None
+        balance = None
+    if balance is None or not balance.is_finite():  # Decimal reads "NaN" and "Infinity" too
+        raise UnknownReply(VENDOR, f"balance is not a number: {fields[1][:50]!r}")
+    return Balance(balance)
 
 
 def send_problems(
@@ -233,8 +238,10 @@ def verify_report_signature(
         raise CallbackRejected("chuangrui report push without a signature (name)")
     if not random:
         raise CallbackRejected("chuangrui report push without random")
-    if not DIGITS.match(timestamp):
-        raise CallbackRejected(f"chuangrui report push timestamp is not UNIX time: {timestamp!r}")
+    if not DIGITS.match(timestamp) or len(timestamp) > MILLISECOND_TIMESTAMP_DIGITS:
+        raise CallbackRejected(
+            f"chuangrui report push timestamp is not UNIX time: {timestamp[:40]!r}"
+        )
     expected = hashlib.md5(
         (access_secret + random + timestamp).encode("utf-8"), usedforsecurity=False
     ).hexdigest()

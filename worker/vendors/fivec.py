@@ -14,6 +14,7 @@ Reports are not pushed: `api/recv/index.php` returns each record once and then f
 from __future__ import annotations
 
 import base64
+import codecs
 import hashlib
 import re
 import xml.etree.ElementTree as ET
@@ -25,7 +26,7 @@ from urllib.parse import quote_plus
 
 import httpx
 
-from worker.clock import SHANGHAI
+from worker.clock import SHANGHAI, in_utc_range
 from worker.delivery_reports import DeliveryReport, status_from_word
 from worker.enums import Channel
 from worker.errors import (
@@ -57,6 +58,7 @@ UNDECODABLE = "\ufffd"
 DIGITS = re.compile(r"^[0-9]+$")
 BALANCE = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 REPORT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+PYTHON_LITERAL_CODECS = frozenset({"unicode-escape", "raw-unicode-escape"})
 REPORT_TIME = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2})([0-9]{2}:[0-9]{2}:[0-9]{2})$")
 
 
@@ -188,14 +190,23 @@ def encode_batch_xml(title: str, picture: Media, texts: Mapping[str, str]) -> st
 def decode_report_body(body: bytes, encoding: str | None = None) -> str:
     """The report page as text (section 5.1: "UTF-8、GBK"): in the charset the reply declared,
     when it did; else strict UTF-8 first, then GBK. Short GBK text can also be valid UTF-8, so
-    the declared charset is the one to trust."""
-    candidates = [encoding] if encoding else []
+    the declared charset is the one to trust. A charset Python cannot decode with (unknown, or
+    not a text encoding, or a codec that raises a bare `UnicodeError`) is passed over, and so is
+    one of Python's literal codecs (unicode_escape), which no page is written in."""
+    candidates = [encoding] if encoding and not _python_literal_codec(encoding) else []
     for candidate in [*candidates, "utf-8-sig", "gbk"]:
         try:
             return body.decode(candidate)
-        except (UnicodeDecodeError, LookupError):
+        except (ValueError, LookupError):  # UnicodeError is a ValueError
             continue
     raise ReportFormatError(f"report body is neither UTF-8 nor GBK: {body[:80]!r}")
+
+
+def _python_literal_codec(encoding: str) -> bool:
+    try:
+        return codecs.lookup(encoding).name in PYTHON_LITERAL_CODECS
+    except (LookupError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -274,11 +285,12 @@ def _report_time(value: str, where: str) -> datetime:
     if match is None:
         raise ReportFormatError(f"{where}: time is not yyyy-MM-dd HH:mm:ss: {value!r}")
     try:
-        return datetime.strptime(f"{match[1]} {match[2]}", REPORT_TIME_FORMAT).replace(
+        moment = datetime.strptime(f"{match[1]} {match[2]}", REPORT_TIME_FORMAT).replace(
             tzinfo=SHANGHAI
         )
     except ValueError:
         raise ReportFormatError(f"{where}: time is not a calendar time: {value!r}") from None
+    return in_utc_range(moment, field=f"{where}: time")
 
 
 # The client --------------------------------------------------------------------------------------

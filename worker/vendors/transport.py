@@ -16,6 +16,8 @@ too (docs/vendors.md, "Shared rules").
 
 from __future__ import annotations
 
+import math
+
 import httpx
 
 from worker.errors import AmbiguousOutcome, TransientError, UnknownReply, VendorBlocked
@@ -36,6 +38,7 @@ AMBIGUOUS_EXCEPTIONS: tuple[type[httpx.HTTPError], ...] = (
 )
 RETRY_STATUSES = frozenset({429, 503})
 BLOCKED_STATUSES = frozenset({401, 403, 404, 405})
+RETRY_AFTER_MAX_S = 86_400.0
 
 
 def exchange(
@@ -80,9 +83,13 @@ def exchange(
 
 
 def retry_after_s(response: httpx.Response) -> float | None:
-    """The vendor's Retry-After in seconds, when it sent one as a number."""
+    """The vendor's Retry-After in seconds, when it sent one as a number, at most a day
+    (`inf`, or 1e300 seconds, is no wait a task can be scheduled for)."""
     value = response.headers.get("retry-after", "").strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         return None
+    if not math.isfinite(seconds):
+        return None
+    return min(max(0.0, seconds), RETRY_AFTER_MAX_S)

@@ -122,7 +122,7 @@ def _json_object(body: bytes) -> dict[str, object]:
         raise UnreadableReply(VENDOR, f"not UTF-8: {body[:200]!r}") from None
     try:
         payload = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, a number over 4,300 digits, deep nesting
         raise UnreadableReply(VENDOR, f"not JSON: {text[:200]!r}") from None
     if not isinstance(payload, dict) or "returnStatus" not in payload:
         raise UnreadableReply(VENDOR, f"no returnStatus: {text[:200]!r}")

@@ -30,6 +30,8 @@ VOICE_BALANCE_PATH = "/voiceApi/getBalance"
 VoiceKind = Literal["code", "notice"]
 CODE_VARIABLES = re.compile(r"^[0-9]{2,8}$")
 NOTICE_MAX_CHARS = 50
+TALK_TIME_MAX_DIGITS = 9
+"""Over 31 years of talk is no talk time (and `int()` refuses text over 4,300 digits)."""
 
 
 def voice_problems(kind: VoiceKind, phone: str, variables: str) -> list[FieldProblem]:
@@ -126,6 +128,6 @@ def _talk_time_s(value: str | None) -> int | None:
     text = (value or "").strip()
     if not text:
         return None
-    if not text.isascii() or not text.isdigit():
+    if not text.isascii() or not text.isdigit() or len(text) > TALK_TIME_MAX_DIGITS:
         raise ReportFormatError(f"talktime is not a whole number of seconds: {text!r}")
     return int(text)
