@@ -46,7 +46,7 @@ from worker.names import (
     SEND_JOB_TASK,
     SWEEP_TASK,
 )
-from worker.settings import get_settings
+from worker.settings import get_settings, is_sentinel_url
 
 SEND_QUEUE = "send"
 MAINTENANCE_QUEUE = "maintenance"
@@ -64,13 +64,15 @@ TASK_MODULES = [
 def make_celery() -> Celery:
     settings = get_settings()
     celery = Celery("herald", include=TASK_MODULES, events="worker.task_events:RedactedEvents")
-    transport_options = {
+    transport_options: dict[str, object] = {
         "visibility_timeout": settings.visibility_timeout_s,
         "socket_keepalive": True,
         "health_check_interval": 25,
         "socket_timeout": 30,
         "socket_connect_timeout": 5,
     }
+    if is_sentinel_url(settings.redis_url):
+        transport_options["master_name"] = settings.redis_sentinel_master
     celery.conf.update(
         broker_url=settings.redis_url,
         broker_transport_options=transport_options,

@@ -31,13 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
 from celery import Celery, bootsteps
 from celery.signals import task_received
 from celery.utils import uuid
 from celery.utils.nodenames import worker_direct
 
 from worker.names import LIVENESS_TASK
+from worker.redis_client import redis_answers
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -157,15 +157,7 @@ def exit_now(reason: str) -> None:
 
 
 def broker_answers(url: str) -> bool:
-    client = redis.Redis.from_url(
-        url, socket_connect_timeout=BROKER_TIMEOUT_S, socket_timeout=BROKER_TIMEOUT_S
-    )
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
+    return redis_answers(url, connect_timeout_s=BROKER_TIMEOUT_S, timeout_s=BROKER_TIMEOUT_S)
 
 
 def send_probe(app: Celery, hostname: str, expires_s: float) -> None:

@@ -7,16 +7,19 @@ is for. Secrets are `SecretStr`, so they print as `**********` in reprs, logs an
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
 import sys
 import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import get_args
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,7 +41,15 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path(".herald"), description="Folder for the SQLite store, logs and a private Redis."
     )
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (Redis).")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Celery broker (Redis): redis://host:6379/0, or Redis Sentinel as "
+        "sentinel://host1:26379/0;sentinel://host2:26379/0.",
+    )
+    redis_sentinel_master: str = Field(
+        "mymaster",
+        description="The master's name in Redis Sentinel, for a sentinel:// Redis URL.",
+    )
     database_url: str = Field(
         "", description="SQLAlchemy URL of the job store; empty = SQLite file in data_dir."
     )
@@ -123,7 +134,9 @@ class Settings(BaseSettings):
 
     # Vendor rules (worker/limits.py)
     limits_redis_url: str = Field(
-        "", description="Redis for the fleet-wide limits; empty = HERALD_REDIS_URL."
+        "",
+        description="Redis for the fleet-wide limits (redis:// or sentinel://); empty = "
+        "HERALD_REDIS_URL.",
     )
     limits: dict[str, dict[str, float | int | None]] = Field(
         default_factory=dict,
@@ -239,6 +252,19 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _redis_urls_parse(self) -> Settings:
+        for variable, url in (
+            ("HERALD_REDIS_URL", self.redis_url),
+            ("HERALD_LIMITS_REDIS_URL", self.limits_redis_url),
+        ):
+            if is_sentinel_url(url):
+                try:
+                    sentinel_addresses(url)
+                except ValueError as exc:
+                    raise ValueError(f"{variable}: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
     def _api_keys_parse(self) -> Settings:
         self.configured_api_keys()
         return self
@@ -267,6 +293,66 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'herald.db').resolve()}"
+
+
+SENTINEL_SCHEME = "sentinel"
+
+
+@dataclass(frozen=True)
+class SentinelAddresses:
+    """A `sentinel://` Redis URL read: the sentinels to ask for the master, and what to use on
+    the master they name (its database, user and password)."""
+
+    sentinels: list[tuple[str, int]]
+    db: int
+    username: str | None
+    password: str | None = dataclasses.field(repr=False)
+
+
+def is_sentinel_url(url: str) -> bool:
+    return url.startswith(f"{SENTINEL_SCHEME}://")
+
+
+def sentinel_addresses(url: str) -> SentinelAddresses:
+    """Read kombu's Sentinel URL: `sentinel://[[user]:password@]host:port[/db]` once per
+    sentinel, joined by `;`.
+
+    Celery reads the database, user and password from the first address only, so a later one
+    that names others is refused rather than silently ignored. Raises ValueError (never
+    showing the URL, which may hold a password).
+    """
+    sentinels: list[tuple[str, int]] = []
+    first: SplitResult | None = None
+    for position, part in enumerate(url.split(";"), 1):
+        parts = urlsplit(part.strip())
+        try:
+            port = parts.port or 26379
+        except ValueError:
+            raise ValueError(f"sentinel address {position} has no valid port") from None
+        if parts.scheme != SENTINEL_SCHEME or not parts.hostname:
+            raise ValueError(f"sentinel address {position} is not sentinel://host:port")
+        if parts.query or parts.fragment:
+            raise ValueError(f"sentinel address {position} has options; none are read")
+        if first is None:
+            first = parts
+        elif parts.path.strip("/") not in ("", first.path.strip("/") or "0") or (
+            parts.password is not None and parts.password != first.password
+        ):
+            raise ValueError(
+                f"sentinel address {position} names another database or password than the "
+                "first: Celery reads them from the first address only"
+            )
+        sentinels.append((parts.hostname, port))
+    assert first is not None
+    database = first.path.strip("/") or "0"
+    if not database.isdigit():
+        raise ValueError("the database of a sentinel URL is a number (/0)")
+    return SentinelAddresses(
+        sentinels,
+        int(database),
+        unquote(first.username) if first.username else None,
+        unquote(first.password) if first.password is not None else None,
+    )
 
 
 LOCAL_ENV_FILE = "up.env"

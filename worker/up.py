@@ -38,7 +38,7 @@ import httpx
 from worker.api.auth import check_can_start
 from worker.errors import ConfigurationError
 from worker.redis_client import redis_answers
-from worker.settings import PRODUCTS, Settings, get_settings, local_env_file
+from worker.settings import PRODUCTS, Settings, get_settings, is_sentinel_url, local_env_file
 from worker.store import migrate
 
 SANDBOX_VEESING_APP_ID = "sandbox-app-id"
@@ -444,6 +444,11 @@ def ensure_redis(system: LocalSystem) -> None:
     url = system.settings.redis_url
     if redis_answers(url):
         return
+    if is_sentinel_url(url):
+        raise SystemExit(
+            f"no Redis master named {system.settings.redis_sentinel_master!r} answers through "
+            "the sentinels of HERALD_REDIS_URL"
+        )
     binary = shutil.which("redis-server")
     parts = urlsplit(url)
     if binary is None or parts.hostname not in ("127.0.0.1", "localhost"):
