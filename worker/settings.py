@@ -166,6 +166,12 @@ class Settings(BaseSettings):
         description="A worker with no probe consumed this long, Redis answering, exits; 0 = never.",
     )
 
+    # Readiness (`/readyz`, `herald health`)
+    ready_worker_s: float = Field(
+        60.0, gt=0, description="Ready only if a worker consumed a probe this recently."
+    )
+    ready_beat_s: float = Field(60.0, gt=0, description="Ready only if beat ticked this recently.")
+
     # Beat schedule
     release_interval_s: float = Field(2.0, gt=0, description="How often due sends are released.")
     sweep_interval_s: float = Field(30.0, gt=0, description="How often stuck jobs are swept.")
@@ -200,6 +206,12 @@ class Settings(BaseSettings):
     balance_warn_below: dict[str, float] = Field(
         default_factory=lambda: {"*": 1000.0},
         description='Warn below these, JSON by product, "*" for the rest.',
+    )
+
+    # Metrics
+    metrics_dir: Path | None = Field(
+        None,
+        description="Folder the worker processes write metrics to; unset = data_dir/metrics.",
     )
 
     # Logs
