@@ -5,7 +5,7 @@ Why each setting (more in docs/design.md, "Celery settings", and Celery's config
   atomic claim makes the second run harmless;
 - one visibility timeout, set in every place Celery reads it (celery#7651), longer than any task
   may run; no task is ever given a countdown or ETA (waits live in the store as `not_before` and
-  beat releases them), so none can outlive it;
+  the workers release them: worker/due_release.py), so none can outlive it;
 - prefetch 1: a worker holds no more unacked sends than it runs;
 - JSON only, and task arguments are job ids: no phone number or content reaches the broker,
   Flower or the logs; task events (what Flower shows) and the worker's and beat's logs are
@@ -43,6 +43,7 @@ from celery.signals import (
 from kombu.entity import Queue
 
 from worker import log_format, log_redaction, metrics
+from worker.due_release import DueReleaseStep
 from worker.liveness import LivenessStep, probe, quiet_probe_logs
 from worker.names import (
     APPLY_PUSH_TASK,
@@ -123,6 +124,7 @@ def make_celery() -> Celery:
     )
     celery.task(name=LIVENESS_TASK, ignore_result=True, send_events=False, acks_late=False)(probe)
     celery.steps["worker"].add(LivenessStep)
+    celery.steps["worker"].add(DueReleaseStep)
     quiet_probe_logs()
     return celery
 

@@ -173,7 +173,12 @@ class Settings(BaseSettings):
     ready_beat_s: float = Field(60.0, gt=0, description="Ready only if beat ticked this recently.")
 
     # Beat schedule
-    release_interval_s: float = Field(2.0, gt=0, description="How often due sends are released.")
+    release_interval_s: float = Field(
+        1.0, gt=0, description="How often workers release due sends (the fleet once, no task)."
+    )
+    release_safety_net_s: float = Field(
+        60.0, gt=0, description="How often beat's release task runs besides, as a safety net."
+    )
     sweep_interval_s: float = Field(30.0, gt=0, description="How often stuck jobs are swept.")
     requeue_after_s: float = Field(
         300.0, gt=0, description="A queued recipient untouched this long is enqueued again."
