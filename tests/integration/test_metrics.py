@@ -50,6 +50,22 @@ def wait_ready(system: System, ready: bool, what: str) -> None:
     )
 
 
+def test_balances_are_read_when_the_worker_starts(system: System) -> None:
+    """Not only after beat's first HERALD_BALANCE_INTERVAL_S (ten minutes by default)."""
+
+    def read() -> bool:
+        response = httpx.get(f"{system.api_url}/v1/vendors", headers=system.headers(), timeout=10)
+        known = {p["product"]: p for p in response.json()}
+        return known["veesing:sms"]["checked_at"] is not None
+
+    wait_until(read, timeout_s=READY_WITHIN_S, what="the balances read at the worker's start")
+    balances = {
+        labels["product"]
+        for labels, _ in scrape(system)["herald_vendor_balance_checked_timestamp_seconds"]
+    }
+    assert "veesing:sms" in balances
+
+
 def test_metrics_match_the_store_and_show_the_worker_s_vendor_calls(
     system: System, engine: Engine
 ) -> None:
