@@ -114,12 +114,17 @@ def as_json(checks: list[Check]) -> dict[str, Any]:
 class HeartbeatBeat(PersistentScheduler):  # type: ignore[misc]
     """Celery's default scheduler, which also writes beat's heartbeat key on every tick."""
 
+    heartbeat_failing = False
+
     def tick(self, *args: Any, **kwargs: Any) -> float:
         try:
-            settings = get_settings()
-            write_heartbeat(heartbeat_client(), BEAT_HEARTBEAT_KEY, max(settings.ready_beat_s, 1.0))
+            ttl_s = max(get_settings().ready_beat_s, 1.0)
+            write_heartbeat(heartbeat_client(), BEAT_HEARTBEAT_KEY, ttl_s)
+            self.heartbeat_failing = False
         except redis.RedisError as exc:
-            log.warning("could not write beat's heartbeat: %r", exc)
+            if not self.heartbeat_failing:  # once per outage, not every tick
+                log.warning("could not write beat's heartbeat: %r", exc)
+            self.heartbeat_failing = True
         return float(super().tick(*args, **kwargs))
 
 
