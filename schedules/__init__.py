@@ -24,7 +24,7 @@ def build_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         return {"task": task, "schedule": interval_s, "options": {"expires": interval_s}}
 
     return {
-        "release-due-sends": every(RELEASE_DUE_TASK, settings.release_interval_s),
+        "release-due-sends": every(RELEASE_DUE_TASK, settings.release_safety_net_s),
         "sweep-stuck-jobs": every(SWEEP_TASK, settings.sweep_interval_s),
         "poll-balances": every(POLL_BALANCES_TASK, settings.balance_interval_s),
         "poll-5c-reports": every(POLL_FIVEC_REPORTS_TASK, settings.fivec_poll_interval_s),

@@ -1,7 +1,8 @@
 """Beat's housekeeping: release what is due, and recover what a crash or a lost message left.
 
 - `herald.release_due`: scheduled and deferred recipients whose time has come → queued, and
-  their jobs enqueued (the only way a wait ends: no Celery countdowns).
+  their jobs enqueued (the only way a wait ends: no Celery countdowns). The workers do this
+  every second without a task (worker/due_release.py); beat's task is the safety net.
 - `herald.sweep`: jobs whose queued recipients were enqueued long ago are enqueued again (Redis
   may have lost the task; the claim makes a duplicate harmless); recipients `claimed` by a
   worker that died before calling the vendor are queued again; recipients `sending` for longer
@@ -16,13 +17,13 @@ import logging
 
 from tasks.pushes import sweep_pushes
 from worker.app import app
+from worker.due_release import release_due_now
 from worker.names import RELEASE_DUE_TASK, SWEEP_TASK
 from worker.producer import enqueue_send
 from worker.settings import get_settings
 from worker.store import (
     expire_stale_sending,
     mark_enqueued,
-    release_due,
     requeue_stale_claims,
     session_scope,
     settle_audits,
@@ -35,11 +36,7 @@ log = logging.getLogger(__name__)
 
 @app.task(name=RELEASE_DUE_TASK)
 def release_due_task() -> int:
-    with session_scope() as session:
-        job_ids = release_due(session, now=utcnow())
-    for job_id in job_ids:
-        enqueue_send(job_id)
-    return len(job_ids)
+    return release_due_now()
 
 
 @app.task(name=SWEEP_TASK)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 
+import redis
 import sqlalchemy as sa
 from redis.exceptions import LockError
 
@@ -19,7 +21,7 @@ from tasks.pushes import apply_push
 from worker.app import app
 from worker.clients import fivec_adapter
 from worker.errors import ConfigurationError, VendorError
-from worker.names import FIVEC_REPORT_POLL_LOCK_KEY, POLL_FIVEC_REPORTS_TASK
+from worker.names import FIVEC_LAST_POLL_KEY, FIVEC_REPORT_POLL_LOCK_KEY, POLL_FIVEC_REPORTS_TASK
 from worker.redis_client import redis_client
 from worker.settings import get_settings, vendor_configured
 from worker.store import get_engine, record_push, session_scope, utcnow
@@ -58,6 +60,7 @@ def fetch_and_keep_reports() -> str:
     except (VendorError, ConfigurationError) as exc:
         log.error("5C report fetch failed: %s", exc)
         return f"fetch failed: {exc}"
+    note_poll_answered()
     if page.body.strip().lower() == b"no record":
         return "no record"  # nothing was handed over, so nothing can be lost
     payload = {
@@ -73,6 +76,14 @@ def fetch_and_keep_reports() -> str:
         push_id = push.id
     assert push_id is not None
     return str(apply_push(push_id))
+
+
+def note_poll_answered() -> None:
+    """For the report-poll lag metric (worker/api/metrics.py); never in the way of the page."""
+    try:
+        redis_client().set(FIVEC_LAST_POLL_KEY, f"{time.time():.3f}")
+    except redis.RedisError as exc:
+        log.warning("could not note the 5C poll's time: %r", exc)
 
 
 def body_encoding(body: bytes) -> str:

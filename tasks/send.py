@@ -39,6 +39,7 @@ from tasks.limiters import limiter_for
 from tasks.routing import breaker_reason, failover_target, move_to_vendor
 from tasks.senders import sender_for
 from tasks.settle import BEFORE_CALL, Accepted, apply_cap_policy, defer_ids, settle_durably
+from worker import metrics
 from worker.app import app
 from worker.breaker import seconds_left
 from worker.enums import UNSENT, DeliveryStatus, Purpose
@@ -346,6 +347,15 @@ def call_vendor(
     job: Job, vendor: str, batch: Sequence[Delivery]
 ) -> Accepted | VendorError | ConfigurationError:
     """One vendor call; its outcome as a value, so that settling it is a separate step."""
+    started = time.perf_counter()
+    outcome = attempt_call(job, vendor, batch)
+    metrics.observe_vendor_call(vendor, outcome, time.perf_counter() - started)
+    return outcome
+
+
+def attempt_call(
+    job: Job, vendor: str, batch: Sequence[Delivery]
+) -> Accepted | VendorError | ConfigurationError:
     try:
         return Accepted(sender_for(job, vendor).send(batch))
     except (VendorError, ConfigurationError) as exc:

@@ -16,6 +16,7 @@ from time import monotonic, sleep
 from sqlmodel import Session
 
 from tasks.routing import failover_target, move_to_vendor, trip_breaker
+from worker import metrics
 from worker.clock import next_vendor_midnight
 from worker.enums import CapPolicy, DeliveryStatus
 from worker.errors import (
@@ -164,11 +165,13 @@ def settle(job: Job, vendor: str, batch: Sequence[Delivery], outcome: Accepted |
                 )
             case RateLimited(retry_after_s=wait_s):
                 defer(wait_s, str(outcome))
+                metrics.count_retries(outcome, len(ids))
             case RecipientRejected() | MessageRejected():
                 move(DeliveryStatus.FAILED, str(outcome), last_error=str(outcome))
             case AmbiguousOutcome():
                 if get_settings().resend_ambiguous:
                     defer(0, f"{outcome} (resending: HERALD_RESEND_AMBIGUOUS)")
+                    metrics.count_retries(outcome, len(ids))
                 else:
                     move(DeliveryStatus.UNKNOWN, str(outcome), last_error=str(outcome))
             case TransientError() | VendorBlocked() | ConfigurationError():
@@ -186,6 +189,7 @@ def settle(job: Job, vendor: str, batch: Sequence[Delivery], outcome: Accepted |
                     move(DeliveryStatus.FAILED, reason, last_error=reason)
                 else:
                     defer(retry_delay_s(outcome, attempts), f"{outcome} (attempt {attempts})")
+                    metrics.count_retries(outcome, len(ids))
             case _:
                 raise TypeError(f"unexpected send outcome {outcome!r}")
 

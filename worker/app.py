@@ -5,7 +5,7 @@ Why each setting (more in docs/design.md, "Celery settings", and Celery's config
   atomic claim makes the second run harmless;
 - one visibility timeout, set in every place Celery reads it (celery#7651), longer than any task
   may run; no task is ever given a countdown or ETA (waits live in the store as `not_before` and
-  beat releases them), so none can outlive it;
+  the workers release them: worker/due_release.py), so none can outlive it;
 - prefetch 1: a worker holds no more unacked sends than it runs;
 - JSON only, and task arguments are job ids: no phone number or content reaches the broker,
   Flower or the logs; task events (what Flower shows) and the worker's and beat's logs are
@@ -32,10 +32,18 @@ import logging
 from typing import Any
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger, celeryd_init
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    celeryd_init,
+    worker_init,
+    worker_process_shutdown,
+    worker_ready,
+)
 from kombu.entity import Queue
 
-from worker import log_format, log_redaction
+from worker import log_format, log_redaction, metrics
+from worker.due_release import DueReleaseStep
 from worker.liveness import LivenessStep, probe, quiet_probe_logs
 from worker.names import (
     APPLY_PUSH_TASK,
@@ -59,6 +67,10 @@ TASK_MODULES = [
     "schedules",
 ]
 """Imported by name by workers and beat; `schedules` sets the beat schedule when imported."""
+
+
+BEAT_MAX_SLEEP_S = 5
+"""Beat wakes at least this often, and writes its heartbeat each time (worker/health.py)."""
 
 
 def make_celery() -> Celery:
@@ -107,11 +119,14 @@ def make_celery() -> Celery:
             POLL_FIVEC_REPORTS_TASK: {"queue": MAINTENANCE_QUEUE},
             LIVENESS_TASK: {"queue": MAINTENANCE_QUEUE},  # sent to the worker's own queue
         },
+        beat_scheduler="worker.health:HeartbeatBeat",
+        beat_max_loop_interval=BEAT_MAX_SLEEP_S,
         enable_utc=True,
         timezone="Asia/Shanghai",
     )
     celery.task(name=LIVENESS_TASK, ignore_result=True, send_events=False, acks_late=False)(probe)
     celery.steps["worker"].add(LivenessStep)
+    celery.steps["worker"].add(DueReleaseStep)
     quiet_probe_logs()
     return celery
 
@@ -138,6 +153,29 @@ def no_banner_in_json_logs(instance: Any, **_kwargs: Any) -> None:
     if log_format.json_logs_enabled():
         instance.quiet = True
         log_format.install()
+
+
+@worker_init.connect
+def share_worker_metrics(**_kwargs: Any) -> None:
+    """Before the pool starts: its processes write their metrics where `/metrics` reads them
+    (worker/metrics.py)."""
+    metrics.enable_multiprocess(get_settings())
+
+
+@worker_process_shutdown.connect
+def forget_pool_process(pid: int | None = None, **_kwargs: Any) -> None:
+    if pid is not None:
+        metrics.process_ended(pid)
+
+
+@worker_ready.connect
+def read_balances_at_start(**_kwargs: Any) -> None:
+    """Balances are known from the start, not only after beat's first interval; the poll runs
+    once per interval across the fleet, so a worker that starts soon after another reads none."""
+    try:
+        app.send_task(POLL_BALANCES_TASK)
+    except Exception:  # kombu raises several unrelated types for an unreachable broker
+        logging.getLogger(__name__).warning("could not ask for the balances", exc_info=True)
 
 
 app = make_celery()

@@ -57,6 +57,24 @@ def up() -> None:
     sys.exit(run_local_system(click.echo))
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+def health(as_json: bool) -> None:
+    """Check what `/readyz` checks (store, Redis, a worker consuming, beat ticking); exit 1
+    when one fails."""
+    from worker.health import as_json as checks_json
+    from worker.health import readiness
+
+    checks = readiness()
+    if as_json:
+        click.echo(json.dumps(checks_json(checks), indent=2))
+    else:
+        for check in checks:
+            click.echo(f"{check.name:<7} {'ok' if check.ok else 'FAIL':<5} {check.detail}")
+    if not all(c.ok for c in checks):
+        sys.exit(1)
+
+
 @main.group()
 def send() -> None:
     """Accept a job (stored first, then queued)."""

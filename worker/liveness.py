@@ -12,6 +12,8 @@ restarts a process that is alive, so the worker proves to itself that it still c
   CRITICAL line and ends the process (`os._exit`), once no task is running, so compose's
   `restart: unless-stopped` or `herald up` starts a new one. While Redis does not answer nothing
   can be expected, so the time only counts once it answers again;
+- each probe received also refreshes the worker's heartbeat key in Redis, which `/readyz` and
+  `herald health` read (worker/health.py);
 - a worker asked to stop that is still alive long after any task and the soft shutdown could
   have ended is ended the same way (Celery's own stop can hang after an unrecoverable error).
 
@@ -31,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from celery import Celery, bootsteps
 from celery.signals import task_received
 from celery.utils import uuid
@@ -223,9 +226,11 @@ class LivenessStep(bootsteps.StartStopStep):  # type: ignore[misc]
         def received(sender: Any = None, request: Any = None, **_: Any) -> None:
             if getattr(request, "name", None) == LIVENESS_TASK:
                 watch.liveness.probe_received(time.monotonic())
+                beat_heart(hostname, settings)
 
         task_received.connect(received, weak=False)
         self.watch = watch
+        beat_heart(hostname, settings)
         watch.start()
         log.info(
             "liveness check: a probe every %g s to %s; exit after %g s without one",
@@ -242,6 +247,18 @@ class LivenessStep(bootsteps.StartStopStep):  # type: ignore[misc]
 
     def terminate(self, parent: Any) -> None:
         self.stop(parent)
+
+
+def beat_heart(hostname: str, settings: Settings) -> None:
+    """This worker consumes: its heartbeat key says so to `/readyz` (worker/health.py) until it
+    expires."""
+    from worker.health import heartbeat_client, worker_heartbeat_key, write_heartbeat
+
+    ttl_s = max(settings.ready_worker_s, settings.liveness_interval_s * 2)
+    try:
+        write_heartbeat(heartbeat_client(), worker_heartbeat_key(hostname), ttl_s)
+    except redis.RedisError as exc:
+        log.warning("could not write the worker's heartbeat: %r", exc)
 
 
 def stop_grace_s(settings: Settings, app: Celery) -> float:

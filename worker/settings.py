@@ -179,8 +179,19 @@ class Settings(BaseSettings):
         description="A worker with no probe consumed this long, Redis answering, exits; 0 = never.",
     )
 
+    # Readiness (`/readyz`, `herald health`)
+    ready_worker_s: float = Field(
+        60.0, gt=0, description="Ready only if a worker consumed a probe this recently."
+    )
+    ready_beat_s: float = Field(60.0, gt=0, description="Ready only if beat ticked this recently.")
+
     # Beat schedule
-    release_interval_s: float = Field(2.0, gt=0, description="How often due sends are released.")
+    release_interval_s: float = Field(
+        1.0, gt=0, description="How often workers release due sends (the fleet once, no task)."
+    )
+    release_safety_net_s: float = Field(
+        60.0, gt=0, description="How often beat's release task runs besides, as a safety net."
+    )
     sweep_interval_s: float = Field(30.0, gt=0, description="How often stuck jobs are swept.")
     requeue_after_s: float = Field(
         300.0, gt=0, description="A queued recipient untouched this long is enqueued again."
@@ -213,6 +224,12 @@ class Settings(BaseSettings):
     balance_warn_below: dict[str, float] = Field(
         default_factory=lambda: {"*": 1000.0},
         description='Warn below these, JSON by product, "*" for the rest.',
+    )
+
+    # Metrics
+    metrics_dir: Path | None = Field(
+        None,
+        description="Folder the worker processes write metrics to; unset = data_dir/metrics.",
     )
 
     # Logs

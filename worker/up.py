@@ -23,6 +23,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -164,6 +165,8 @@ def run_local_system(say: Callable[[str], None] = print) -> int:
 def start_everything(system: LocalSystem) -> None:
     settings = system.settings
     python = sys.executable
+    sandboxed_at_start = [v for v, c in vendor_choices(os.environ).items() if c == "sandbox"]
+    check_ports_free(ports_to_listen_on(settings, sandbox=bool(sandboxed_at_start)))
     ensure_redis(system)
     api_url = f"http://{settings.api_host}:{settings.api_port}"
     token = callback_token(settings.data_dir)
@@ -438,6 +441,47 @@ def kept_secret(path: Path, make: Callable[[], str]) -> str:
     path.chmod(0o600)
     path.write_text(secret + "\n")
     return secret
+
+
+def ports_to_listen_on(settings: Settings, *, sandbox: bool) -> dict[str, tuple[str, int]]:
+    """What `herald up` serves, by the setting that names its port: (host, port)."""
+    ports = {
+        "HERALD_API_PORT": (settings.api_host, settings.api_port),
+        "HERALD_FLOWER_PORT": ("127.0.0.1", settings.flower_port),
+    }
+    if sandbox:
+        ports["HERALD_SANDBOX_PORT"] = (settings.sandbox_host, settings.sandbox_port)
+    return ports
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether a listener could bind there now (a port left in TIME_WAIT counts as free, as it
+    does for uvicorn, which binds with SO_REUSEADDR too)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def check_ports_free(ports: Mapping[str, tuple[str, int]]) -> None:
+    """Refuse to start when a port is taken: otherwise another process (a second `herald up`)
+    would answer the checks and this one would say "ready" while serving nothing."""
+    busy = [
+        f"{host}:{port} ({name})"
+        for name, (host, port) in ports.items()
+        if not port_is_free(host, port)
+    ]
+    if busy:
+        raise SystemExit(
+            "cannot start: already in use: "
+            + ", ".join(busy)
+            + ". Is another `herald up` running? Stop it, or choose other ports with these "
+            "settings."
+        )
 
 
 def ensure_redis(system: LocalSystem) -> None:

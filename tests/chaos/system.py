@@ -263,6 +263,7 @@ def build_system(
         "HERALD_FIVEC_PASSWORD": "sandbox-password",
         "HERALD_BATCH_SIZE": "20",
         "HERALD_RELEASE_INTERVAL_S": "0.5",
+        "HERALD_RELEASE_SAFETY_NET_S": "0.5",  # beat releases too: two beats race the workers
         "HERALD_SWEEP_INTERVAL_S": "2",
         "HERALD_REQUEUE_AFTER_S": "5",
         "HERALD_SENDING_TIMEOUT_S": str(SENDING_TIMEOUT_S),

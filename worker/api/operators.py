@@ -1,5 +1,6 @@
 """The operators' routes: suppressions, inbound messages, vendor products (API key needed),
-health (open)."""
+health (open): `/healthz` is liveness (the API runs and its store answers), `/readyz` readiness
+of the whole system (worker/health.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from worker.api import examples
 from worker.api.auth import require_api_key
 from worker.api.deps import STORE_RETRY_AFTER_S, SessionDep
 from worker.api.responses import error, errors
+from worker.health import as_json, readiness
 from worker.messages import Mobile, ProducerInput, normalise_mobile
 from worker.schemas import InboundPublic, ProductPublic, SuppressionPublic
 from worker.settings import PRODUCTS, balance_threshold, vendor_configured
@@ -187,3 +189,38 @@ def healthz() -> Response:
             headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
         )
     return PlainTextResponse("ok")
+
+
+READY_CHECKS = {
+    "store": {"ok": True, "detail": "answers"},
+    "redis": {"ok": True, "detail": "answers"},
+    "worker": {"ok": True, "detail": "1 consumed within 4 s"},
+    "beat": {"ok": True, "detail": "ticked 1 s ago"},
+}
+READY_EXAMPLE = {"status": "ready", "checks": READY_CHECKS}
+UNREADY_EXAMPLE = {
+    "status": "unready",
+    "checks": {**READY_CHECKS, "beat": {"ok": False, "detail": "no tick in the last 60 s"}},
+}
+
+
+@health_router.get(
+    "/readyz",
+    summary="Readiness",
+    responses={
+        200: {
+            "description": "The store and Redis answer, a worker consumes and beat ticks.",
+            "content": {"application/json": {"example": READY_EXAMPLE}},
+        },
+        503: {
+            "description": "At least one check failed; each check says why.",
+            "content": {"application/json": {"example": UNREADY_EXAMPLE}},
+        },
+    },
+)
+def readyz() -> JSONResponse:
+    """Whether the system can deliver now: the store and Redis answer, a worker consumed its
+    liveness probe within HERALD_READY_WORKER_S, and beat ticked within HERALD_READY_BEAT_S
+    (worker/health.py); 503 when a check fails."""
+    body = as_json(readiness())
+    return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
