@@ -60,6 +60,11 @@ def wait_until(check: Callable[[], bool], *, timeout_s: float, what: str) -> Non
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
+REDIS_DATABASES = 256
+"""Each integration module takes a database of its own (tests/integration/conftest.py); Redis's
+default of 16 is too few for the suite."""
+
+
 @dataclass
 class RedisServer:
     """A redis-server of the test run's own, on a free port, that tests may kill and restart."""
@@ -89,6 +94,8 @@ class RedisServer:
                 "",
                 "--appendonly",
                 "no",
+                "--databases",
+                str(REDIS_DATABASES),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

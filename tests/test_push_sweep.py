@@ -12,6 +12,7 @@ from sqlmodel import col, select
 import tasks.pushes
 from tasks.maintenance import sweep
 from tests.conftest import CALLBACK_TOKEN
+from worker.delivery_reports import VendorNews
 from worker.enums import Channel, DeliveryStatus
 from worker.store import (
     Delivery,
@@ -67,9 +68,16 @@ def pushes(ids: list[int]) -> list[VendorPush]:
     return [by_id[i] for i in ids]
 
 
-def test_a_push_whose_apply_raises_is_quarantined_and_the_others_are_applied() -> None:
+def test_a_push_whose_apply_raises_is_quarantined_and_the_others_are_applied(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def parse_with_a_bug(payload: dict[str, str]) -> list[VendorNews]:
+        raise KeyError(payload["missing"])  # what a parser's own bug would raise: no typed error
+
+    broken = tasks.pushes.PushKind(parse=parse_with_a_bug, summary=tasks.pushes.one_record)
+    monkeypatch.setitem(tasks.pushes.PUSH_KINDS, ("fivec", "reports"), broken)
     good = [store_push(reply(n)) for n in range(2)]
-    poison = store_push({"fetched_at": "x"}, vendor="fivec", kind="reports")  # no body: KeyError
+    poison = store_push({"fetched_at": "x"}, vendor="fivec", kind="reports")
     good += [store_push(reply(n)) for n in range(2, 5)]
 
     sweep()
