@@ -8,7 +8,9 @@
   worker that died before calling the vendor are queued again; recipients `sending` for longer
   than any task can run become `unknown` (never resent: the call may have reached the vendor);
   recipients awaiting an MMS audit move on once it is decided, or fail when it never comes;
-  pushes not yet applied are applied again, each on its own (tasks/pushes.py `sweep_pushes`).
+  recipients `submitted` past the report deadline with no report become `unknown`; 5C report
+  pages a poll had to spool on this machine are imported (tasks/reports.py); pushes not yet
+  applied are applied again, each on its own (tasks/pushes.py `sweep_pushes`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 
 from tasks.pushes import sweep_pushes
+from tasks.reports import import_spooled_pages
 from worker.app import app
 from worker.due_release import release_due_now
 from worker.names import RELEASE_DUE_TASK, SWEEP_TASK
@@ -30,6 +33,7 @@ from worker.store import (
     stale_queued_jobs,
     utcnow,
 )
+from worker.store.sweeper import expire_unreported
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +53,26 @@ def sweep() -> dict[str, int]:
         reclaimed = requeue_stale_claims(session, now=now, older_than_s=lease_s)
         stale = stale_queued_jobs(session, now=now, older_than_s=settings.requeue_after_s)
         audited = settle_audits(session, now=now, timeout_s=settings.mms_audit_timeout_s)
+        unreported = expire_unreported(session, now=now, older_than_s=settings.report_deadline_s)
         stale = sorted(set(stale) | set(reclaimed) | set(audited))
         mark_enqueued(session, job_ids=stale, now=now)
     if lost:
         log.error("%d recipients were left sending by a stopped worker: now unknown", len(lost))
+    if unreported:
+        log.warning(
+            "%d submitted recipients had no delivery report within HERALD_REPORT_DEADLINE_S "
+            "(%g s): now unknown",
+            len(unreported),
+            settings.report_deadline_s,
+        )
     for job_id in stale:
         enqueue_send(job_id)
+    imported = import_spooled_pages()
     pushes = sweep_pushes(now=now)
-    return {"unknown": len(lost), "requeued": len(stale), "pushes": pushes}
+    return {
+        "unknown": len(lost),
+        "requeued": len(stale),
+        "unreported": len(unreported),
+        "spooled pages": len(imported),
+        "pushes": pushes,
+    }

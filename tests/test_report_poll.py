@@ -6,7 +6,9 @@ adapter speaks real HTTP semantics to it without a port; the store is a fresh on
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,6 +20,7 @@ from tests.conftest import REDIS
 from tests.support import SettingsEnv
 from worker import clients
 from worker.enums import Channel, DeliveryStatus
+from worker.errors import StoreUnavailable
 from worker.names import FIVEC_REPORT_POLL_LOCK_KEY
 from worker.redis_client import redis_client
 from worker.sandbox.app import create_app
@@ -40,10 +43,12 @@ POLL_DB = 13
 
 @pytest.fixture
 def sandbox(
-    monkeypatch: pytest.MonkeyPatch, settings_env: SettingsEnv, redis_url: str
+    monkeypatch: pytest.MonkeyPatch, settings_env: SettingsEnv, redis_url: str, tmp_path: Path
 ) -> Iterator[TestClient]:
-    """The 5C simulator in-process, herald's 5C settings pointing at it."""
+    """The 5C simulator in-process, herald's 5C settings pointing at it; a spool of the test's
+    own."""
     for name, value in {
+        "HERALD_DATA_DIR": str(tmp_path / "data"),
         "HERALD_FIVEC_BASE": "http://sandbox",
         "HERALD_FIVEC_APIKEY": "sandbox-apikey",
         "HERALD_FIVEC_USERNAME": "sandbox-username",
@@ -177,3 +182,96 @@ def test_a_report_for_a_msgid_not_stored_yet_is_applied_once_it_is(sandbox: Test
     sweep()
 
     assert statuses() == [DeliveryStatus.DELIVERED]
+
+
+def spooled_pages() -> list[Path]:
+    return tasks.reports.report_spool().pending()
+
+
+def pushes_stored() -> int:
+    with session_scope() as session:
+        return len(session.exec(select(VendorPush)).all())
+
+
+def test_a_page_whose_store_went_away_after_the_fetch_is_kept_once_the_store_answers(
+    sandbox: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submitted_fivec_job("30911175558603", PHONES)
+    queue_reports(sandbox, "30911175558603", PHONES)
+    record_page = tasks.reports.record_page
+    outage = iter([True, True, False])
+
+    def store_comes_back(payload: dict[str, str]) -> int:
+        if next(outage):
+            raise StoreUnavailable("the job store is unreachable (OperationalError)")
+        assert len(spooled_pages()) == 1  # on disk before the store held it
+        return record_page(payload)
+
+    monkeypatch.setattr(tasks.reports, "record_page", store_comes_back)
+    monkeypatch.setattr(tasks.reports, "sleep", lambda _s: None)
+
+    tasks.reports.poll_fivec_reports()
+
+    assert statuses() == [DeliveryStatus.DELIVERED] * 3
+    assert spooled_pages() == []
+
+
+def test_a_page_the_store_could_not_take_waits_in_the_spool_for_the_sweep(
+    sandbox: TestClient, monkeypatch: pytest.MonkeyPatch, settings_env: SettingsEnv
+) -> None:
+    submitted_fivec_job("30911175558604", PHONES)
+    queue_reports(sandbox, "30911175558604", PHONES)
+    settings_env.setenv("HERALD_STORE_RETRY_S", "0.1")
+
+    def store_away(_payload: dict[str, str]) -> int:
+        raise StoreUnavailable("the job store is unreachable (OperationalError)")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tasks.reports, "record_page", store_away)
+        outcome = tasks.reports.poll_fivec_reports()
+
+    assert outcome == "store unreachable: page spooled"
+    left_at_vendor = clients.fivec_adapter(get_settings()).fetch_report_body()
+    assert parse_report_records(left_at_vendor) == []  # only the spool has it now
+    assert len(spooled_pages()) == 1
+    assert pushes_stored() == 0
+
+    sweep()
+
+    assert statuses() == [DeliveryStatus.DELIVERED] * 3
+    assert spooled_pages() == []
+
+
+def test_a_spooled_page_the_store_already_holds_is_not_stored_twice(
+    sandbox: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed between the commit and removing the page from the spool."""
+    submitted_fivec_job("30911175558605", PHONES)
+    queue_reports(sandbox, "30911175558605", PHONES)
+    monkeypatch.setattr(tasks.reports.Spool, "remove", lambda _self, _path: None)
+
+    tasks.reports.poll_fivec_reports()
+    assert len(spooled_pages()) == 1
+    monkeypatch.undo()
+    sweep()
+
+    assert pushes_stored() == 1
+    assert spooled_pages() == []
+    assert statuses() == [DeliveryStatus.DELIVERED] * 3
+
+
+def test_the_next_poll_imports_what_an_earlier_one_spooled(sandbox: TestClient) -> None:
+    submitted_fivec_job("30911175558606", PHONES)
+    body = ";".join(f"30911175558606,{p},DELIVRD,2026-01-01 08:00:00" for p in PHONES).encode()
+    page = {
+        "fetched_at": "2026-01-01T00:00:01+00:00",
+        "body_base64": base64.b64encode(body).decode(),
+        "bytes": str(len(body)),
+        "encoding": "utf-8",
+    }
+    tasks.reports.report_spool().write(page, now=utcnow())
+
+    tasks.reports.poll_fivec_reports()
+
+    assert spooled_pages() == []
+    assert statuses() == [DeliveryStatus.DELIVERED] * 3

@@ -58,6 +58,9 @@ from worker.settings import get_settings, is_sentinel_url
 
 SEND_QUEUE = "send"
 MAINTENANCE_QUEUE = "maintenance"
+PUSHES_QUEUE = "pushes"
+QUEUES = (SEND_QUEUE, MAINTENANCE_QUEUE, PUSHES_QUEUE)
+"""Every queue a worker started without -Q consumes (with its own, for liveness probes)."""
 TASK_MODULES = [
     "tasks.send",
     "tasks.pushes",
@@ -109,12 +112,12 @@ def make_celery() -> Celery:
         worker_max_tasks_per_child=1000,
         worker_hijack_root_logger=False,
         task_default_queue=SEND_QUEUE,
-        task_queues=[Queue(SEND_QUEUE), Queue(MAINTENANCE_QUEUE)],
+        task_queues=[Queue(name) for name in QUEUES],
         task_routes={
             SEND_JOB_TASK: {"queue": SEND_QUEUE},
             RELEASE_DUE_TASK: {"queue": MAINTENANCE_QUEUE},
             SWEEP_TASK: {"queue": MAINTENANCE_QUEUE},
-            APPLY_PUSH_TASK: {"queue": MAINTENANCE_QUEUE},
+            APPLY_PUSH_TASK: {"queue": PUSHES_QUEUE},  # never ahead of beat's tasks in one queue
             POLL_BALANCES_TASK: {"queue": MAINTENANCE_QUEUE},
             POLL_FIVEC_REPORTS_TASK: {"queue": MAINTENANCE_QUEUE},
             LIVENESS_TASK: {"queue": MAINTENANCE_QUEUE},  # sent to the worker's own queue

@@ -39,12 +39,27 @@ from worker.store import (
     session_scope,
     utcnow,
 )
+from worker.store.db import is_store_outage, store_unavailable
 
 CLI_CALLER = "cli"
 """What a job sent with `herald send` records as its caller (jobs.api_key_name)."""
 
 
-@click.group()
+class HeraldGroup(click.Group):
+    """Commands whose store is unreachable say so in one line and exit 75 (EX_TEMPFAIL: try
+    again), instead of a driver's traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if not is_store_outage(exc):
+                raise
+            click.echo(f"error: {store_unavailable(exc)}; try again shortly", err=True)
+            sys.exit(75)
+
+
+@click.group(cls=HeraldGroup)
 def main() -> None:
     """herald: SMS, MMS and voice delivery through Chinese vendors."""
 

@@ -9,6 +9,7 @@
     ├── ConfigurationError        a vendor or product is used without its settings
     ├── ApiKeyNameTaken           `herald keys create` with a name a key already has
     ├── StoreUnavailable          the job store cannot be reached now: try again shortly
+    ├── SpoolError                a record could not be written to or read from the local spool
     └── VendorError               a vendor call did not end in a submission
         ├── NotSent               the vendor provably did not take the message: safe to send again
         │   ├── TransientError        a passing fault (connect error, 429/503, explicit retry reply)
@@ -96,6 +97,10 @@ class StoreUnavailable(HeraldError):
     Nothing was decided: the caller tries again shortly (the API answers 503 with Retry-After,
     a task retries). The message names the driver's error class only, never the store's URL.
     """
+
+
+class SpoolError(HeraldError):
+    """A record could not be written to, or read from, the local spool folder (worker/spool.py)."""
 
 
 class VendorError(HeraldError):

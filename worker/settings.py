@@ -208,11 +208,18 @@ class Settings(BaseSettings):
         description="A recipient `claimed` this long (or the sending timeout, if shorter) is "
         "queued again; its worker lost the claim.",
     )
+    report_deadline_s: float = Field(
+        72 * 3600.0,
+        gt=0,
+        description="A recipient `submitted` this long without a delivery report becomes "
+        "`unknown` (a late report still settles it).",
+    )
     store_retry_s: float = Field(
         60.0,
         gt=0,
-        description="How long a worker retries recording a vendor call's outcome while the store "
-        "is unreachable (never past HERALD_SENDING_TIMEOUT_S after the call began).",
+        description="How long a worker retries recording a vendor call's outcome, or keeping a "
+        "fetched 5C report page, while the store is unreachable (an outcome: never past "
+        "HERALD_SENDING_TIMEOUT_S after the call began; a page: never past half the task limit).",
     )
 
     fivec_poll_interval_s: float = Field(

@@ -263,10 +263,14 @@ def settle_all(
     tick: Callable[[], None] | None = None,
     stall_s: float = STALL_S,
 ) -> bool:
-    """`Ledger.wait_settled` for several ledgers at once. Waiting also ends when no recipient
-    has changed status for `stall_s` while none waits for a time of its own (`deferred`,
-    `scheduled`): `stall_s` is longer than any recovery herald has (the sweeper's requeue and
-    `sending` timeouts), so what is still open then stays open."""
+    """`Ledger.wait_settled` for several ledgers at once. Once every recipient is final or
+    `unknown`, waiting goes on while receipts are still on their way (pushes the sandbox has
+    not delivered, or the store has not applied yet): an `unknown` recipient's receipt may
+    still settle it. Waiting also ends when nothing has changed for `stall_s` while no
+    recipient waits for a time of its own (`deferred`, `scheduled`): `stall_s` is longer than
+    any recovery herald has (the sweeper's requeue, `sending` and report deadline timeouts), so
+    what is still open then stays open. A scenario whose recovery waits for a worker's liveness
+    check passes a longer one."""
     deadline = time.monotonic() + timeout_s
     settled = False
     last: object = None
@@ -276,16 +280,19 @@ def settle_all(
             tick()
         try:
             snapshot = [sorted(ledger.statuses().items()) for ledger in ledgers]
+            receipts = receipts_on_the_way(ledgers[0].system) if ledgers else 0
         except Exception as exc:  # the harness reads the store directly; it may be unreachable
             if os.environ.get("CHAOS_DEBUG"):
                 print("settle:", repr(exc))
             snapshot = None
         if snapshot is not None:
             if os.environ.get("CHAOS_DEBUG"):
-                print(time.strftime("%X"), Counter(v[0] for s in snapshot for _, v in s))
+                print(time.strftime("%X"), Counter(v[0] for s in snapshot for _, v in s), receipts)
             if all(v[0] in SETTLED for s in snapshot for _, v in s):
                 settled = True
-                break
+                if not receipts:
+                    break
+            snapshot.append([(("receipts", ""), (str(receipts), None))])
             waiting = any(v[0] in ("deferred", "scheduled") for s in snapshot for _, v in s)
             if snapshot != last or waiting:
                 last, changed_at = snapshot, time.monotonic()
@@ -294,6 +301,15 @@ def settle_all(
         time.sleep(1)
     time.sleep(quiet_s)
     return settled
+
+
+def receipts_on_the_way(system: ChaosSystem) -> int:
+    """Pushes the sandbox still tries to deliver, plus pushes stored but never tried."""
+    pending = int(system.sandbox("GET", "/_sandbox/pushes")["pending"])
+    (stored,) = system.sql(
+        "SELECT count(*) FROM vendorpush WHERE applied_at IS NULL AND outcome IS NULL"
+    )[0]
+    return pending + int(stored)
 
 
 SWEEP_RESULT = re.compile(r"herald\.sweep\[[^\]]+\] succeeded in [^:]+: (\{[^}]*\})")

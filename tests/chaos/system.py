@@ -45,7 +45,14 @@ from tests.support import (
 )
 
 HTTP_READ_TIMEOUT_S = 5.0
+TASK_TIME_LIMIT_S = 9
 SENDING_TIMEOUT_S = 12.0
+REPORT_DEADLINE_S = 10.0
+LIVENESS_INTERVAL_S = 2.0
+LIVENESS_TIMEOUT_S = 15.0
+WORKER_STOP_GRACE_S = 30 + TASK_TIME_LIMIT_S + max(30, LIVENESS_INTERVAL_S)
+"""How long a worker hung in its shutdown lives before its liveness check ends it (Celery's soft
+shutdown, the task limit, a margin: worker/liveness.py `stop_grace_s`)."""
 
 
 @dataclass
@@ -153,9 +160,10 @@ class ChaosSystem(System):
             old.kill_hard()
         return starter()
 
-    def revive(self, row_problems: list[str], starters: dict[str, Callable[[], Child]]) -> None:
-        """Do what a supervisor (compose's `restart: unless-stopped`) does: start again a
-        child that exited, and record that it had to (with its last error line)."""
+    def revive(self, row_notes: list[str], starters: dict[str, Callable[[], Child]]) -> None:
+        """Do what a supervisor (compose's `restart: unless-stopped`, `herald up`) does: start
+        again a child that exited, and note that it had to (with its last error line). A worker
+        that stops consuming exits on purpose for this (worker/liveness.py)."""
         for name, starter in starters.items():
             child = self.children.get(name)
             if child is not None and not child.alive():
@@ -166,7 +174,7 @@ class ChaosSystem(System):
                 ]
                 code = child.process.returncode if child.process else None
                 last = lines[-1][:200] if lines else f"exit {code}"
-                row_problems.append(f"{name} exited ({last}); restarted as a supervisor would")
+                row_notes.append(f"{name} exited ({last}); restarted as a supervisor would")
                 starter()
 
     def pool_children(self, name: str = "worker") -> list[int]:
@@ -249,6 +257,7 @@ def build_system(
     vendors = vendor_proxy.url
     full_env = {
         **os.environ,
+        "HERALD_DATA_DIR": str(folder / "data"),
         "HERALD_DATABASE_URL": proxied_url,
         "HERALD_REDIS_URL": redis_server.url(0),
         "HERALD_VEESING_SMS_BASE": vendors,
@@ -268,13 +277,18 @@ def build_system(
         "HERALD_REQUEUE_AFTER_S": "5",
         "HERALD_SENDING_TIMEOUT_S": str(SENDING_TIMEOUT_S),
         "HERALD_FIVEC_POLL_INTERVAL_S": "1",
-        "HERALD_TASK_TIME_LIMIT_S": "9",
+        "HERALD_TASK_TIME_LIMIT_S": str(TASK_TIME_LIMIT_S),
         "HERALD_VISIBILITY_TIMEOUT_S": "30",
         "HERALD_HTTP_CONNECT_TIMEOUT_S": "2",
         "HERALD_HTTP_READ_TIMEOUT_S": str(HTTP_READ_TIMEOUT_S),
         "HERALD_RETRY_BASE_S": "0.2",
         "HERALD_RETRY_MAX_S": "2",
         "HERALD_MAX_ERROR_ATTEMPTS": "30",
+        # A recipient whose report was lost becomes unknown after 10 s, not 72 h.
+        "HERALD_REPORT_DEADLINE_S": str(REPORT_DEADLINE_S),
+        # A worker that stopped consuming exits after 15 s, not 180 s.
+        "HERALD_LIVENESS_INTERVAL_S": str(LIVENESS_INTERVAL_S),
+        "HERALD_LIVENESS_TIMEOUT_S": str(LIVENESS_TIMEOUT_S),
         # herald's own one-message-per-minute rule holds a number whose batch a killed worker
         # reserved; 10 s instead of 60, as every other timeout here is shortened.
         "HERALD_LIMITS": '{"veesing:sms": {"minute_s": 10}}',

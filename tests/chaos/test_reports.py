@@ -2,8 +2,12 @@
 
 5C's reports are pulled (`api/recv/index.php`) and the vendor forgets what it hands over, so
 the page must be kept before anything else can go wrong. The proxy stops the first poll that
-carries records right after the vendor answered it: once by killing the worker's pool processes
-before the page reaches herald, once by cutting the store off just before it does.
+carries records right after the vendor answered it:
+- by cutting the store off (3 s) just before the page reaches herald: the poll spools the page
+  to disk and keeps retrying, so every record must be applied (none `unknown`);
+- by killing the worker's pool processes before the page reaches herald: those records are gone
+  at the vendor and nothing can bring them back, so their recipients must become `unknown` at
+  the report deadline (the suite's is 10 s), and only they.
 
 Poison pushes (a NUL byte, bytes that are not UTF-8, a 1 MB field, a NUL in a reply) arrive at
 the Veesing callback among the sandbox's genuine receipts: each must be answered, kept and
@@ -17,6 +21,7 @@ import re
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from urllib.parse import urlencode
 
@@ -24,19 +29,15 @@ import httpx
 import pytest
 
 from tests.chaos.conftest import Sizes, SystemFactory, record, verdict
-from tests.chaos.faultproxy import Action, Fault
+from tests.chaos.faultproxy import Action, Fault, ProxyEvent
 from tests.chaos.ledger import Ledger, chunks, phones
-from tests.chaos.system import ChaosSystem
+from tests.chaos.system import TASK_TIME_LIMIT_S, ChaosSystem
 from tests.conftest import CALLBACK_TOKEN
 
 pytestmark = pytest.mark.chaos
 
 RECV_PATH = "/api/recv/index.php"
 A_RECORD = rb"1[3-9]\d{9}"
-LOST_PAGE = (
-    "defect: a 5C report page the vendor handed over but herald did not keep is lost for good, "
-    "and a recipient whose report never comes stays `submitted` forever (no report deadline)"
-)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,6 @@ def cut_store_for(system: ChaosSystem, seconds: float) -> None:
     threading.Timer(seconds, system.pg_proxy.accept).start()
 
 
-@pytest.mark.xfail(strict=True, reason=LOST_PAGE)
 def test_fivec_poll_killed_after_the_vendor_handed_over_reports(
     system: ChaosSystem, sizes: Sizes
 ) -> None:
@@ -63,7 +63,6 @@ def test_fivec_poll_killed_after_the_vendor_handed_over_reports(
     )
 
 
-@pytest.mark.xfail(strict=True, reason=LOST_PAGE)
 def test_fivec_poll_loses_the_store_after_the_vendor_handed_over_reports(
     system: ChaosSystem, sizes: Sizes
 ) -> None:
@@ -93,20 +92,47 @@ def fivec_poll_broken(
         Fault(action, paths=[RECV_PATH], reply_matches=A_RECORD, limit=1),
         hook=lambda: hook(system),
     )
+    recipients = phones(number, sizes.recipients)
     try:
-        for job in chunks(phones(number, sizes.recipients), sizes.per_job):
+        for job in chunks(recipients, sizes.per_job):
             ledger.submit_fivec_mms(job)
         settled = ledger.wait_settled(sizes.settle_s)
+        if action == "kill_after" and handed_over(system, seen) < len(recipients):
+            # The killed poll held the poll lock until it expired (the task limit and 5 s):
+            # the reports still at the vendor come after that, and may settle recipients the
+            # report deadline made `unknown` meanwhile.
+            time.sleep(TASK_TIME_LIMIT_S + 5)
+            settled = ledger.wait_settled(sizes.settle_s)
     finally:
         system.vendor_proxy.set_plan()
     row = record(ledger, settled=settled)
-    events = system.vendor_proxy.events[seen:]
-    broken = [e for e in events if e.path == RECV_PATH and e.action != "pass"]
-    handed = sum(len(re.findall(A_RECORD, e.upstream_body)) for e in broken)
+    broken = broken_polls(system, seen)
+    handed = handed_over(system, seen)
     row.notes.append(f"{len(broken)} poll broken after the vendor handed over {handed} records")
     if not broken:
         row.problems.append("no poll carrying records was broken: the scenario proved nothing")
+    if row.unknown > lost_at_most(action, handed):
+        row.problems.append(
+            f"{row.unknown} unknown, but only {lost_at_most(action, handed)} records were "
+            "beyond saving"
+        )
     verdict(row, system)
+
+
+def broken_polls(system: ChaosSystem, seen: int) -> list[ProxyEvent]:
+    return [
+        e for e in system.vendor_proxy.events[seen:] if e.path == RECV_PATH and e.action != "pass"
+    ]
+
+
+def handed_over(system: ChaosSystem, seen: int) -> int:
+    """Records on the report pages the proxy broke after the vendor handed them over."""
+    return sum(len(re.findall(A_RECORD, e.upstream_body)) for e in broken_polls(system, seen))
+
+
+def lost_at_most(action: Action, handed: int) -> int:
+    """Records no fix can save: those of a page whose worker died before it had the page."""
+    return handed if action == "kill_after" else 0
 
 
 POISON: dict[str, bytes] = {
@@ -123,11 +149,6 @@ POISON: dict[str, bytes] = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a push whose text PostgreSQL cannot hold (NUL) is stored as JSON but raises "
-    "DataError when applied: never flagged, retried by every sweep, and it fails the sweep",
-)
 def test_poison_pushes_among_good_ones(system: ChaosSystem, sizes: Sizes) -> None:
     ledger = Ledger(system, "poison pushes among good ones", "pp")
     marks = system.log_marks()
@@ -148,21 +169,25 @@ def test_poison_pushes_among_good_ones(system: ChaosSystem, sizes: Sizes) -> Non
                     answers[name] = type(exc).__name__
     settled = ledger.wait_settled(sizes.settle_s, quiet_s=3 * 2.0)  # three sweeps
     row = record(ledger, settled=settled)
-    unapplied = system.sql(
-        "SELECT id, kind, outcome FROM vendorpush WHERE applied_at IS NULL AND received_at >= :t",
+    pushes = system.sql(
+        "SELECT id, kind, outcome FROM vendorpush WHERE received_at >= :t AND ("
+        " applied_at IS NULL OR outcome LIKE 'quarantined%' OR outcome LIKE 'malformed%')",
         t=started,
     )
+    unapplied = [p for p in pushes if p[2] is None]
+    set_aside = Counter(str(p[2]).split(":")[0] for p in pushes if p[2] is not None)
     sweep_errors = re.findall(
         r"herald\.sweep\[[^\]]+\] raised unexpected: (\w+)", system.logs_since(marks)
     )
-    row.notes.append(f"API answers to the poison pushes: {answers}")
+    row.notes.append(
+        f"API answers to the poison pushes: {answers}; kept aside: {dict(set_aside)} "
+        "(an unmatched receipt is retried by the sweeps for HERALD_UNMATCHED_REPORT_WINDOW_S, "
+        "then flagged)"
+    )
     if any(a.startswith("5") or not a[:1].isdigit() for a in answers.values()):
         row.problems.append(f"a poison push was answered {answers} (the vendor retries it)")
     if unapplied:
-        row.problems.append(
-            f"{len(unapplied)} pushes never applied nor flagged "
-            f"(outcomes {sorted({str(u[2]) for u in unapplied})})"
-        )
+        row.problems.append(f"{len(unapplied)} pushes never tried (outcome NULL) after the sweeps")
     if sweep_errors:
         row.problems.append(
             f"the sweep failed {len(sweep_errors)} times ({sorted(set(sweep_errors))})"

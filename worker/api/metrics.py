@@ -28,7 +28,7 @@ from sqlmodel import col, func, select
 
 from worker.api.auth import require_api_key
 from worker.api.responses import errors
-from worker.app import MAINTENANCE_QUEUE, SEND_QUEUE
+from worker.app import QUEUES
 from worker.breaker import breaker_key
 from worker.enums import DeliveryStatus
 from worker.health import health_redis
@@ -40,7 +40,6 @@ from worker.store import Delivery, VendorBalance, session_scope, utcnow
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operators"], dependencies=[Depends(require_api_key)])
-QUEUES = (SEND_QUEUE, MAINTENANCE_QUEUE)
 PRIORITY_SEPARATOR = "\x06\x16"
 """kombu's Redis transport keeps a queue's priority levels in lists named `<queue>` +
 this + `<priority>`."""

@@ -2,7 +2,9 @@
 
 Scheduled and deferred deliveries are released when due; a worker that died holding `claimed`
 rows had not called the vendor, so they are queued again once the claim's lease has passed; one
-that died with rows `sending` may have, so they become `unknown` for a report to settle.
+that died with rows `sending` may have, so they become `unknown` for a report to settle. A
+`submitted` row whose report never came within the report deadline becomes `unknown` too: the
+vendor took it, and nothing will tell herald more unless a late report does.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from worker.enums import DeliveryStatus
@@ -70,6 +73,29 @@ def expire_stale_sending(session: Session, *, now: datetime, older_than_s: float
         now=now,
         detail="sending timed out: the worker stopped during the vendor call",
         last_error="sending timed out: the worker stopped during the vendor call",
+    )
+
+
+NO_REPORT = "no delivery report within the deadline: the vendor's report was lost or never sent"
+
+
+def expire_unreported(session: Session, *, now: datetime, older_than_s: float) -> list[int]:
+    """`submitted` for longer than the report deadline (HERALD_REPORT_DEADLINE_S) with no
+    report → unknown. Its report was lost on the way (a 5C page handed over to a worker that
+    died, a push the vendor gave up on) or never sent; a report that still comes settles it,
+    since `unknown` is reportable."""
+    cutoff = _before(now, older_than_s)
+    return move_deliveries(
+        session,
+        where=sa.or_(
+            col(Delivery.submitted_at) <= cutoff,
+            sa.and_(col(Delivery.submitted_at).is_(None), col(Delivery.updated_at) <= cutoff),
+        ),
+        from_statuses=[DeliveryStatus.SUBMITTED],
+        to=DeliveryStatus.UNKNOWN,
+        now=now,
+        detail=NO_REPORT,
+        last_error=NO_REPORT,
     )
 
 
