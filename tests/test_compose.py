@@ -23,7 +23,7 @@ import yaml
 from tests.support import need
 from worker.sandbox.config import SandboxConfig
 from worker.settings import Settings
-from worker.up import VENDOR_ACCOUNT_SETTINGS, sandbox_settings
+from worker.up_config import VENDOR_ACCOUNT_SETTINGS, sandbox_settings
 
 ROOT = Path(__file__).parent.parent
 COMPOSE = ROOT / "compose.yaml"

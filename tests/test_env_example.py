@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import SettingsEnv
-from worker.settings import ENV_EXAMPLE_COMMAND, Settings, env_example, get_settings, main
+from worker.env_example import ENV_EXAMPLE_COMMAND, env_example, main
+from worker.settings import Settings, get_settings
 
 ENV_EXAMPLE = Path(__file__).parent.parent / ".env.example"
 LINE = re.compile(r"^(# )?(HERALD_[A-Z0-9_]+)=(.*)$")

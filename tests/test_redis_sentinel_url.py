@@ -12,7 +12,8 @@ from redis.sentinel import SentinelConnectionPool
 
 from tests.support import SettingsEnv
 from worker.redis_client import redis_answers, redis_from_url
-from worker.settings import Settings, is_sentinel_url, sentinel_addresses
+from worker.redis_urls import is_sentinel_url, sentinel_addresses
+from worker.settings import Settings
 
 THREE = "sentinel://10.0.0.1:26379/2;sentinel://10.0.0.2:26380/2;sentinel://s3.example/2"
 

@@ -13,7 +13,7 @@ from starlette.routing import Match
 from tests.support import SettingsEnv
 from worker.api.callbacks import router
 from worker.settings import PRODUCTS, Settings, get_settings, vendor_configured
-from worker.up import (
+from worker.up_config import (
     CALLBACK_PATHS,
     CALLBACK_TOKEN_FILE,
     VENDOR_ACCOUNT_SETTINGS,

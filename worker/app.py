@@ -54,7 +54,8 @@ from worker.names import (
     SEND_JOB_TASK,
     SWEEP_TASK,
 )
-from worker.settings import get_settings, is_sentinel_url
+from worker.redis_urls import is_sentinel_url
+from worker.settings import get_settings
 
 SEND_QUEUE = "send"
 MAINTENANCE_QUEUE = "maintenance"

@@ -19,7 +19,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
-from worker.settings import get_settings, is_sentinel_url, sentinel_addresses
+from worker.redis_urls import is_sentinel_url, sentinel_addresses
+from worker.settings import get_settings
 
 
 @cache

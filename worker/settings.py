@@ -6,23 +6,16 @@ is for. Secrets are `SecretStr`, so they print as `**********` in reprs, logs an
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import json
 import os
 import re
-import sys
-import textwrap
-from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import get_args
-from urllib.parse import SplitResult, unquote, urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.redis_urls import is_sentinel_url, sentinel_addresses
 
 PRODUCTS = ("veesing:sms", "veesing:mms", "veesing:voice", "chuangrui:sms", "fivec:mms")
 """Every vendor product herald speaks, as `vendor:channel`."""
@@ -319,66 +312,6 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'herald.db').resolve()}"
 
 
-SENTINEL_SCHEME = "sentinel"
-
-
-@dataclass(frozen=True)
-class SentinelAddresses:
-    """A `sentinel://` Redis URL read: the sentinels to ask for the master, and what to use on
-    the master they name (its database, user and password)."""
-
-    sentinels: list[tuple[str, int]]
-    db: int
-    username: str | None
-    password: str | None = dataclasses.field(repr=False)
-
-
-def is_sentinel_url(url: str) -> bool:
-    return url.startswith(f"{SENTINEL_SCHEME}://")
-
-
-def sentinel_addresses(url: str) -> SentinelAddresses:
-    """Read kombu's Sentinel URL: `sentinel://[[user]:password@]host:port[/db]` once per
-    sentinel, joined by `;`.
-
-    Celery reads the database, user and password from the first address only, so a later one
-    that names others is refused rather than silently ignored. Raises ValueError (never
-    showing the URL, which may hold a password).
-    """
-    sentinels: list[tuple[str, int]] = []
-    first: SplitResult | None = None
-    for position, part in enumerate(url.split(";"), 1):
-        parts = urlsplit(part.strip())
-        try:
-            port = parts.port or 26379
-        except ValueError:
-            raise ValueError(f"sentinel address {position} has no valid port") from None
-        if parts.scheme != SENTINEL_SCHEME or not parts.hostname:
-            raise ValueError(f"sentinel address {position} is not sentinel://host:port")
-        if parts.query or parts.fragment:
-            raise ValueError(f"sentinel address {position} has options; none are read")
-        if first is None:
-            first = parts
-        elif parts.path.strip("/") not in ("", first.path.strip("/") or "0") or (
-            parts.password is not None and parts.password != first.password
-        ):
-            raise ValueError(
-                f"sentinel address {position} names another database or password than the "
-                "first: Celery reads them from the first address only"
-            )
-        sentinels.append((parts.hostname, port))
-    assert first is not None
-    database = first.path.strip("/") or "0"
-    if not database.isdigit():
-        raise ValueError("the database of a sentinel URL is a number (/0)")
-    return SentinelAddresses(
-        sentinels,
-        int(database),
-        unquote(first.username) if first.username else None,
-        unquote(first.password) if first.password is not None else None,
-    )
-
-
 LOCAL_ENV_FILE = "up.env"
 
 
@@ -416,81 +349,7 @@ def balance_threshold(product: str) -> Decimal:
     return Decimal(str(thresholds.get(product, thresholds.get("*", 0))))
 
 
-ENV_EXAMPLE_COMMAND = "python -m worker.settings --env-example > .env.example"
-
-ENV_EXAMPLE_HEADER = f"""\
-# herald's configuration for compose.yaml: its services' env file, and the values compose.yaml
-# itself reads. Copy it to .env, fill in the secrets, then `docker compose up -d` (README,
-# "Production"); .env is git-ignored.
-#
-# Every HERALD_* setting is here, with what it is for. The lines left empty are yours to fill
-# (empty = unset); the commented-out ones show herald's default: uncomment one to change it.
-# Values are read as written, without quotes: make secrets of letters, digits, - and _, e.g.
-#   python3 -c 'import secrets; print(secrets.token_urlsafe(24))'
-# compose.yaml points HERALD_REDIS_URL and HERALD_DATABASE_URL at its own redis and postgres
-# services unless they are set here, and runs the api with HERALD_API_HOST=0.0.0.0.
-#
-# Generated from worker/settings.py by `{ENV_EXAMPLE_COMMAND}`;
-# tests/test_env_example.py checks that it is current: change the settings, not this file.
-
-# --- compose.yaml's own ---
-
-# (secret) Password of the postgres service; herald's services get it as PGPASSWORD.
-POSTGRES_PASSWORD=
-
-# A rehearsal against the vendor sandbox instead of the vendors (README, "Production"):
-# COMPOSE_FILE=compose.yaml:compose.sandbox.yaml
-# COMPOSE_PROFILES=sandbox
-
-# --- herald (worker/settings.py) ---
-"""
-
-
-def env_example() -> str:
-    """The text of `.env.example`: every setting with its description and its default."""
-    lines = [ENV_EXAMPLE_HEADER]
-    for name, field in Settings.model_fields.items():
-        variable = f"HERALD_{name.upper()}"
-        secret = field.annotation is SecretStr or SecretStr in get_args(field.annotation)
-        default = field.get_default(call_default_factory=True)
-        described = f"{'(secret) ' if secret else ''}{field.description}"
-        lines.append(
-            "\n" + textwrap.fill(described, 100, initial_indent="# ", subsequent_indent="# ")
-        )
-        lines.append("\n")
-        if secret or default is None:
-            lines.append(f"{variable}=\n")
-        else:
-            lines.append(f"# {variable}={env_value(default)}\n")
-    return "".join(lines)
-
-
-def env_value(value: object) -> str:
-    """`value` as an environment variable holds it for the settings to read back."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m worker.settings", description="herald's settings (HERALD_*)."
-    )
-    parser.add_argument(
-        "--env-example",
-        action="store_true",
-        help="print .env.example: every setting, its description and its default",
-    )
-    if not parser.parse_args(argv).env_example:
-        parser.print_help()
-        return 2
-    sys.stdout.write(env_example())
-    return 0
-
-
 if __name__ == "__main__":
+    from worker.env_example import main
+
     raise SystemExit(main())
