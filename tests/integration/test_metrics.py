@@ -86,6 +86,7 @@ def test_metrics_match_the_store_and_show_the_worker_s_vendor_calls(
     assert {labels["queue"] for labels, _ in samples["herald_queue_depth"]} == {
         "send",
         "maintenance",
+        "pushes",
     }
     assert "herald_oldest_queued_age_seconds" in samples
     assert {(lb["vendor"], lb["channel"]) for lb, _ in samples["herald_breaker_open"]} >= {
