@@ -62,7 +62,8 @@ def test_deliveries_and_deferrals_are_counted_from_the_store(client: TestClient)
     assert deliveries == {"queued": 1, "deferred": 2}
     assert {lb["channel"] for lb, _ in found["herald_deliveries"]} == {"sms"}
     assert {lb["rule"]: v for lb, v in found["herald_deferred"]} == {"minute": 1, "retry": 1}
-    assert {lb["queue"] for lb, _ in found["herald_queue_depth"]} == {"send", "maintenance"}
+    queues = {lb["queue"] for lb, _ in found["herald_queue_depth"]}
+    assert queues == {"send", "maintenance", "pushes"}
     (_, age), *_ = found["herald_oldest_queued_age_seconds"]
     assert age >= 0
     assert len(found["herald_breaker_open"]) == 5
