@@ -28,11 +28,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import redis
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from tasks.audit import ready_to_send
 from tasks.limiters import limiter_for
@@ -54,6 +55,7 @@ from worker.errors import (
 )
 from worker.limits import Hold, RateLimiter, Reservation
 from worker.names import SEND_JOB_TASK
+from worker.producer import enqueue_send
 from worker.redis_client import redis_client
 from worker.settings import get_settings
 from worker.store import (
@@ -62,6 +64,7 @@ from worker.store import (
     claim_for_sending,
     get_job,
     ids_in,
+    mark_enqueued,
     mark_sending,
     move_deliveries,
     queued_vendors,
@@ -117,6 +120,9 @@ def store_retry_countdown_s(retries: int) -> float:
 
 
 def deliver_job(job_id: str) -> str:
+    """Send the job's queued recipients until none is left or this run's budget is spent; then
+    hand what is left to a new run, queued behind other jobs' runs."""
+    budget = RunBudget.starting_now(get_settings().send_run_budget_s)
     with session_scope() as session:
         job = get_job(session, job_id=job_id)
         if job is None:
@@ -133,20 +139,51 @@ def deliver_job(job_id: str) -> str:
                 last_error="expired",
             )
             return f"expired {len(expired)}"
+        vendors = queued_vendors(session, job_id=job_id)
     calls = 0
     tried: set[str] = set()
-    while True:
-        with session_scope() as session:
-            vendors = [v for v in queued_vendors(session, job_id=job_id) if v not in tried]
-        if not vendors:
-            return f"{calls} vendor calls"
+    while vendors:
         for vendor in vendors:
             tried.add(vendor)
-            calls += deliver_via(job, vendor)
+            calls += deliver_via(job, vendor, budget)
+            if budget.spent():
+                return f"{calls} vendor calls; {hand_over(job_id)}"
+        with session_scope() as session:
+            vendors = [v for v in queued_vendors(session, job_id=job_id) if v not in tried]
+    return f"{calls} vendor calls"
 
 
-def deliver_via(job: Job, vendor: str) -> int:
-    """Send the job's queued recipients that go through `vendor`; return the calls made."""
+@dataclass(frozen=True)
+class RunBudget:
+    """How long one send run may start vendor calls (HERALD_SEND_RUN_S): a run of a big job
+    ends long before the soft time limit, never in the middle of a vendor call, and other jobs'
+    runs take turns with it."""
+
+    ends_at: float
+
+    @classmethod
+    def starting_now(cls, seconds: float) -> RunBudget:
+        return cls(time.monotonic() + seconds)
+
+    def spent(self) -> bool:
+        return time.monotonic() >= self.ends_at
+
+
+def hand_over(job_id: str) -> str:
+    """The run's budget is spent: if recipients are still queued, one new run takes them."""
+    now = utcnow()
+    with session_scope() as session:
+        if not queued_vendors(session, job_id=job_id):
+            return "done"
+        mark_enqueued(session, job_ids=[job_id], now=now)
+    enqueue_send(job_id)
+    return "the rest handed to a new run"
+
+
+def deliver_via(job: Job, vendor: str, budget: RunBudget) -> int:
+    """Send the job's queued recipients that go through `vendor`, a batch at a time, while the
+    run's budget lasts; return the calls made. Each batch is claimed on its own, so runs of the
+    same job on other workers take the next batches meanwhile."""
     reason = breaker_reason(vendor, job.channel)
     if reason is not None:
         route_around_breaker(job, vendor, reason)
@@ -163,13 +200,33 @@ def deliver_via(job: Job, vendor: str) -> int:
             claimed = claim_for_sending(
                 session, job_id=job.id, vendor=vendor, now=claimed_at, limit=batch_size
             )
+            sendable = drop_suppressed(session, job, claimed)
         if not claimed:
             return calls
-        together = [d for d in claimed if not d.send_alone]
+        together = [d for d in sendable if not d.send_alone]
         batches = [together] if together else []
-        batches += [[d] for d in claimed if d.send_alone]
-        calls += sum(
-            send_batch(job, vendor, limiter, batch, claimed_at=claimed_at) for batch in batches
+        batches += [[d] for d in sendable if d.send_alone]
+        for index, batch in enumerate(batches):
+            if index > 0 and budget.spent():
+                give_back(batches[index:], claimed_at=claimed_at)
+                return calls
+            calls += send_batch(job, vendor, limiter, batch, claimed_at=claimed_at)
+        if budget.spent():
+            return calls
+
+
+def give_back(batches: Sequence[Sequence[Delivery]], *, claimed_at: datetime) -> None:
+    """Claimed batches the run has no budget left for go back to the queue for the next run
+    (only rows this run's claim still holds)."""
+    ids = [d.id for batch in batches for d in batch]
+    with session_scope() as session:
+        move_deliveries(
+            session,
+            where=ids_in(ids) & (col(Delivery.claimed_at) == claimed_at),
+            from_statuses=[DeliveryStatus.CLAIMED],
+            to=DeliveryStatus.QUEUED,
+            now=utcnow(),
+            detail="the run's time was up before its vendor call: left to the next run",
         )
 
 
@@ -181,15 +238,12 @@ def send_batch(
     *,
     claimed_at: datetime,
 ) -> int:
-    """Suppression, limits and pacing, then one vendor call for what is left; the calls made.
+    """Limits and pacing, then one vendor call for what is left; the calls made.
 
     `claimed_at` is the claim's token: if the claim outlived its lease and the rows were claimed
     again by another worker, `mark_sending` moves none of them and nothing is sent from here.
     Until then only rows still `claimed` are moved.
     """
-    batch = drop_suppressed(job, batch)
-    if not batch:
-        return 0
     reservation = limiter.reserve([d.phone for d in batch])
     try:
         hold_back(job, vendor, batch, reservation.held)
@@ -282,24 +336,24 @@ def route_around_breaker(job: Job, vendor: str, reason: str) -> None:
         )
 
 
-def drop_suppressed(job: Job, batch: Sequence[Delivery]) -> list[Delivery]:
-    """Marketing never goes to a number that opted out: those recipients fail, saying why."""
-    if job.purpose is not Purpose.MARKETING:
-        return list(batch)
-    with session_scope() as session:
-        suppressed = suppressed_among(session, phones=[d.phone for d in batch])
-        for phone, suppression in suppressed.items():
-            reason = f"suppressed: {suppression.reason}"
-            move_deliveries(
-                session,
-                where=ids_in([d.id for d in batch if d.phone == phone]),
-                from_statuses=[DeliveryStatus.CLAIMED],
-                to=DeliveryStatus.FAILED,
-                now=utcnow(),
-                detail=reason,
-                last_error=reason,
-            )
-    return [d for d in batch if d.phone not in suppressed]
+def drop_suppressed(session: Session, job: Job, claimed: Sequence[Delivery]) -> list[Delivery]:
+    """Marketing never goes to a number that opted out: those recipients fail, saying why
+    (in the claim's own transaction)."""
+    if job.purpose is not Purpose.MARKETING or not claimed:
+        return list(claimed)
+    suppressed = suppressed_among(session, phones=[d.phone for d in claimed])
+    for phone, suppression in suppressed.items():
+        reason = f"suppressed: {suppression.reason}"
+        move_deliveries(
+            session,
+            where=ids_in([d.id for d in claimed if d.phone == phone]),
+            from_statuses=[DeliveryStatus.CLAIMED],
+            to=DeliveryStatus.FAILED,
+            now=utcnow(),
+            detail=reason,
+            last_error=reason,
+        )
+    return [d for d in claimed if d.phone not in suppressed]
 
 
 def hold_back(job: Job, vendor: str, batch: Sequence[Delivery], held: Sequence[Hold]) -> None:

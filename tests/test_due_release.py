@@ -37,7 +37,11 @@ def test_a_due_deferred_recipient_is_queued_and_its_job_enqueued(
     from worker.producer import submit_sms
 
     enqueued: list[str] = []
-    monkeypatch.setattr("worker.producer.enqueue_send", enqueued.append)
+
+    def enqueue_send(job_id: str, *, runs: int = 1) -> None:
+        enqueued.extend([job_id] * runs)
+
+    monkeypatch.setattr("worker.producer.enqueue_send", enqueue_send)
     job_id = submit_sms(to=["13800138000"], content="【Herald】您好").id
     with session_scope() as session:
         move_deliveries(
@@ -48,7 +52,7 @@ def test_a_due_deferred_recipient_is_queued_and_its_job_enqueued(
             now=utcnow(),
             not_before=utcnow() - timedelta(seconds=1),
         )
-    monkeypatch.setattr(due_release, "enqueue_send", enqueued.append)
+    monkeypatch.setattr(due_release, "enqueue_send", enqueue_send)
     enqueued.clear()
     redis_client().delete(RELEASE_DUE_LOCK_KEY)
 

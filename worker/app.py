@@ -103,7 +103,7 @@ def make_celery() -> Celery:
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
         task_time_limit=settings.task_time_limit_s,
-        task_soft_time_limit=max(1, settings.task_time_limit_s * 3 // 4),
+        task_soft_time_limit=settings.soft_time_limit_s,
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_direct=True,
         worker_soft_shutdown_timeout=30,

@@ -255,15 +255,25 @@ def accept(new: NewJob, *, now: datetime | None = None) -> Accepted:
         job, created = create_job(session, new=new, now=now)
         status = job_status(deliveries_of(session, job_id=job.id))
     if created and status is JobStatus.QUEUED:
-        enqueue_send(job.id)
+        enqueue_send(job.id, runs=send_runs_for(len(new.phones)))
     return Accepted(id=job.id, status=status, created=created)
 
 
-def enqueue_send(job_id: str) -> None:
-    """Ring the doorbell for one job. A broker failure is logged, not raised: the job is safe."""
+def send_runs_for(recipients: int) -> int:
+    """How many send task runs a new job starts with: one per batch, at most HERALD_SEND_FANOUT,
+    so that a big job is shared by the fleet's workers from its first second."""
+    settings = get_settings()
+    batches = -(-recipients // settings.batch_size)
+    return max(1, min(batches, settings.send_fanout))
+
+
+def enqueue_send(job_id: str, *, runs: int = 1) -> None:
+    """Ring the doorbell for one job (`runs` times: as many task runs may work it at once). A
+    broker failure is logged, not raised: the job is safe, and the sweeper enqueues it."""
     from worker.app import app
 
     try:
-        app.send_task(SEND_JOB_TASK, args=[job_id])
+        for _ in range(runs):
+            app.send_task(SEND_JOB_TASK, args=[job_id])
     except Exception:  # kombu raises several unrelated types for an unreachable broker
         log.warning("could not enqueue job %s; the sweeper will enqueue it", job_id, exc_info=True)

@@ -25,6 +25,9 @@ VOICE_VENDORS = ("veesing",)
 API_KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 """An API key's name (HERALD_API_KEYS, `herald keys create`): it is logged and stored."""
 MIN_API_KEY_CHARS = 16
+SEND_RUN_MARGIN_S = 5.0
+"""Room, within a send run's soft time limit, for what follows its last vendor call (settling
+the outcome, pacing sleeps)."""
 
 
 class Settings(BaseSettings):
@@ -138,6 +141,15 @@ class Settings(BaseSettings):
 
     # Delivery behaviour
     batch_size: int = Field(100, ge=1, description="Most phones in one vendor call.")
+    send_run_s: float = Field(
+        10.0,
+        gt=0,
+        description="How long one send task run starts new vendor calls for a job; then it hands "
+        "the rest to a new run, queued behind other jobs' (a big job never holds a task past it).",
+    )
+    send_fanout: int = Field(
+        8, ge=1, description="Most send task runs that work one big job at once, across the fleet."
+    )
     max_error_attempts: int = Field(
         6, ge=1, description="Vendor calls that may fail for a passing reason before `failed`."
     )
@@ -245,6 +257,20 @@ class Settings(BaseSettings):
         None,
         description="user:password for Flower; unset = `herald up` makes one, kept in data_dir.",
     )
+
+    @property
+    def soft_time_limit_s(self) -> int:
+        """Celery's soft time limit of a task run: 3/4 of the hard one."""
+        return max(1, self.task_time_limit_s * 3 // 4)
+
+    @property
+    def send_run_budget_s(self) -> float:
+        """How long a send run starts new vendor calls: HERALD_SEND_RUN_S, shortened so that its
+        last call (connect + read timeouts at most) ends before the soft time limit. A run makes
+        at least one call whatever the budget."""
+        longest_call_s = self.http_connect_timeout_s + self.http_read_timeout_s
+        room_s = self.soft_time_limit_s - longest_call_s - SEND_RUN_MARGIN_S
+        return max(0.0, min(self.send_run_s, room_s))
 
     @model_validator(mode="after")
     def _timeouts_nest(self) -> Settings:

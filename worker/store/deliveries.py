@@ -42,31 +42,62 @@ def move_deliveries(
 ) -> list[int]:
     """Move every delivery matching `where` and in one of `from_statuses` to `to`.
 
-    One conditional UPDATE per source status, so only rows still in that status change, and one
-    event row for each; returns the ids that changed. Two workers racing for the same rows: the
-    second changes nothing.
+    A conditional UPDATE, so only rows still in a source status change, and one event row for
+    each, written by one INSERT; returns the ids that changed. Two workers racing for the same
+    rows: the second changes nothing.
     """
-    moved: list[int] = []
-    events: list[dict[str, Any]] = []
-    # A row already in `to` is updated first: otherwise a row moved into `to` by an earlier
-    # pass would be caught again by that pass, and recorded twice.
     sources = list(dict.fromkeys(from_statuses))
-    for source in sorted(sources, key=lambda status: status != to):
+    if len(sources) > 1 and session.get_bind().dialect.name == "postgresql":
+        moved = _move_from_any(session, where, sources, values | {"status": to, "updated_at": now})
+    else:
+        moved = _move_from_each(session, where, sources, values | {"status": to, "updated_at": now})
+    if moved:
+        session.exec(
+            sa.insert(DeliveryEvent),
+            params=[
+                {"delivery_id": i, "at": now, "from_status": f, "to_status": to, "detail": detail}
+                for i, f in moved
+            ],
+        )
+    return [i for i, _ in moved]
+
+
+def _move_from_each(
+    session: Session, where: Any, sources: list[DeliveryStatus], values: dict[str, Any]
+) -> list[tuple[int, DeliveryStatus]]:
+    """One UPDATE per source status; each names the status its rows left."""
+    moved: list[tuple[int, DeliveryStatus]] = []
+    # A row already in the target status is updated first: otherwise a row moved into it by an
+    # earlier pass would be caught again by that pass, and recorded twice.
+    for source in sorted(sources, key=lambda status: status != values["status"]):
         statement = (
             sa.update(Delivery)
             .where(where, col(Delivery.status) == source)
-            .values(status=to, updated_at=now, **values)
+            .values(**values)
             .returning(col(Delivery.id))
         )
-        ids = [row[0] for row in session.exec(statement)]
-        moved.extend(ids)
-        events.extend(
-            {"delivery_id": i, "at": now, "from_status": source, "to_status": to, "detail": detail}
-            for i in ids
-        )
-    if events:
-        session.exec(sa.insert(DeliveryEvent), params=events)
+        moved.extend((row[0], source) for row in session.exec(statement))
     return moved
+
+
+def _move_from_any(
+    session: Session, where: Any, sources: list[DeliveryStatus], values: dict[str, Any]
+) -> list[tuple[int, DeliveryStatus]]:
+    """PostgreSQL: one UPDATE whatever the number of source statuses. The rows are locked as
+    they are read (`FOR UPDATE`), so each event names the status its row really left."""
+    prior = (
+        select(col(Delivery.id).label("id"), col(Delivery.status).label("from_status"))
+        .where(where, col(Delivery.status).in_(sources))
+        .with_for_update()
+        .subquery("prior")
+    )
+    statement = (
+        sa.update(Delivery)
+        .where(col(Delivery.id) == prior.c.id, col(Delivery.status).in_(sources))
+        .values(**values)
+        .returning(col(Delivery.id), prior.c.from_status)
+    )
+    return [(row[0], DeliveryStatus(row[1])) for row in session.exec(statement)]
 
 
 def ids_in(ids: Sequence[int | None]) -> Any:
@@ -88,16 +119,32 @@ def claim_for_sending(
 ) -> list[Delivery]:
     """Claim up to `limit` of the job's queued deliveries through `vendor` (→ claimed).
 
-    Returns only the rows this call moved: a concurrent claimer gets the others or none.
+    Returns only the rows this call moved. On PostgreSQL the candidates are locked with
+    `FOR UPDATE SKIP LOCKED`, so runs of one job on several workers claim different rows at once
+    instead of queueing behind each other's locks; elsewhere (SQLite has one writer) the
+    conditional UPDATE alone makes a concurrent claimer get the other rows or none.
+
+    The candidates are selected by a statement of their own: inside the UPDATE's `IN (...)`,
+    PostgreSQL may run a `LIMIT ... SKIP LOCKED` subquery once per row and claim more than
+    `limit` rows.
     """
-    candidates = select(Delivery.id).where(
-        col(Delivery.job_id) == job_id,
-        col(Delivery.vendor) == vendor,
-        col(Delivery.status) == DeliveryStatus.QUEUED,
+    candidates = (
+        select(Delivery.id)
+        .where(
+            col(Delivery.job_id) == job_id,
+            col(Delivery.vendor) == vendor,
+            col(Delivery.status) == DeliveryStatus.QUEUED,
+        )
+        .order_by(col(Delivery.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
     )
+    locked = list(session.exec(candidates))
+    if not locked:
+        return []
     ids = move_deliveries(
         session,
-        where=col(Delivery.id).in_(candidates.order_by(col(Delivery.id)).limit(limit)),
+        where=ids_in(locked),
         from_statuses=[DeliveryStatus.QUEUED],
         to=DeliveryStatus.CLAIMED,
         now=now,
