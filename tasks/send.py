@@ -62,6 +62,7 @@ from worker.store import (
     Delivery,
     Job,
     claim_for_sending,
+    commit_without_waiting_for_disk,
     get_job,
     ids_in,
     mark_enqueued,
@@ -200,6 +201,8 @@ def deliver_via(job: Job, vendor: str, budget: RunBudget) -> int:
             claimed = claim_for_sending(
                 session, job_id=job.id, vendor=vendor, now=claimed_at, limit=batch_size
             )
+            if claimed:  # lost in a crash of the store, the rows would still be queued
+                commit_without_waiting_for_disk(session)
             sendable = drop_suppressed(session, job, claimed)
         if not claimed:
             return calls

@@ -28,7 +28,13 @@ from worker.store.audits import (
     settle_audits,
 )
 from worker.store.balances import balances, record_balance
-from worker.store.db import get_engine, make_engine, reset_engine, session_scope
+from worker.store.db import (
+    commit_without_waiting_for_disk,
+    get_engine,
+    make_engine,
+    reset_engine,
+    session_scope,
+)
 from worker.store.deliveries import (
     cancel_job,
     claim_for_sending,
@@ -109,6 +115,7 @@ __all__ = [  # noqa: RUF022 (grouped by module, not sorted)
     # delivery status changes
     "cancel_job",
     "claim_for_sending",
+    "commit_without_waiting_for_disk",
     "day_counts",
     "ids_in",
     "mark_sending",

@@ -22,7 +22,7 @@ from worker.store.jobs import mark_enqueued
 from worker.store.models import Delivery, Job
 
 
-def release_due(session: Session, *, now: datetime, limit: int = 1000) -> list[str]:
+def release_due(session: Session, *, now: datetime, limit: int = 10_000) -> list[str]:
     """Move scheduled and deferred deliveries whose time has come to queued; return their jobs."""
     return _queue_again(
         session,
