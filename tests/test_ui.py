@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlmodel import col, select
 
-from tests.support import SettingsEnv
+from tests.support import SettingsEnv, free_port
 from worker.api import api
 from worker.breaker import breaker_key, open_breaker
-from worker.enums import Channel, DeliveryStatus
+from worker.enums import Channel, DeliveryStatus, Purpose
 from worker.redis_client import redis_client
 from worker.store import (
     Delivery,
@@ -33,6 +34,7 @@ from worker.store import (
 )
 from worker.ui.masking import mask_phone
 from worker.ui.time import display_time
+from worker.ui.vendors import breaker_of
 
 pytestmark = [
     pytest.mark.usefixtures("store_url", "redis_url"),
@@ -183,6 +185,27 @@ def test_a_jobs_recipients_can_be_filtered_by_status(client: TestClient) -> None
     assert shown_counts(html) == {"queued": 3, "failed": 2}
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"purpose": Purpose.VERIFICATION, "content": "【Herald】验证码 482913"},
+        {
+            "channel": Channel.VOICE,
+            "purpose": Purpose.NOTIFICATION,
+            "content": "482913",
+            "payload": {"template_id": "724", "variables": "482913", "kind": "code"},
+        },
+    ],
+)
+def test_a_one_time_code_is_never_shown(client: TestClient, extra: dict[str, object]) -> None:
+    job_id = stored_job(1, **extra)
+
+    html = client.get(f"/ui/jobs/{job_id}", params={"numbers": "shown"}).text
+
+    assert "482913" not in html
+    assert "hidden: a one-time code" in html
+
+
 def test_an_unknown_job_is_404(client: TestClient) -> None:
     response = client.get(f"/ui/jobs/{'f' * 32}")
 
@@ -293,6 +316,33 @@ def test_suppressions_page_lists_suppressed_numbers_masked(client: TestClient) -
     assert "138****5678" in masked and "13812345678" not in masked
     assert "replied TD" in masked
     assert "13812345678" in shown
+
+
+def test_what_people_wrote_is_shown_as_text_never_as_markup(client: TestClient) -> None:
+    with session_scope() as session:
+        add_inbound(
+            session,
+            vendor="veesing",
+            phone="13812345678",
+            content='<script>alert("x")</script>',
+            vendor_ref=None,
+            received_at=None,
+            now=CREATED,
+        )
+
+    html = client.get("/ui/replies").text
+
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+
+
+def test_a_breaker_is_unknown_while_redis_does_not_answer() -> None:
+    nobody = redis.Redis(port=free_port(), socket_connect_timeout=1)
+
+    breaker = breaker_of(nobody, "veesing:sms")
+
+    assert breaker.error is not None and "ConnectionError" in breaker.error
+    assert not breaker.open
 
 
 def test_times_follow_the_display_zone(client: TestClient, settings_env: SettingsEnv) -> None:

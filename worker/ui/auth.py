@@ -43,6 +43,3 @@ def require_operator(
             challenge=CHALLENGE,
         )
     return key_owner(settings, key, challenge=CHALLENGE)
-
-
-OperatorName = Annotated[str | None, Depends(require_operator)]

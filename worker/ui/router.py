@@ -21,9 +21,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from worker.api.deps import SessionDep
-from worker.enums import DeliveryStatus
+from worker.enums import DeliveryStatus, Purpose
 from worker.settings import get_settings
-from worker.store import get_job, inbound_messages, suppressions, utcnow
+from worker.store import Job, get_job, inbound_messages, suppressions, utcnow
 from worker.store.overview import (
     DeferralRule,
     deferred_by_rule,
@@ -220,7 +220,14 @@ def job_page(
         pager=pager,
         first_row=(page - 1) * ROWS_PER_PAGE + 1,
         live=counts.final < counts.total,
+        content_hidden=holds_a_code(job),
     )
+
+
+def holds_a_code(job: Job) -> bool:
+    """Whether the job's content is a one-time code, which no page shows: a verification job, or
+    a voice code (its content is the code itself)."""
+    return job.purpose is Purpose.VERIFICATION or (job.payload or {}).get("kind") == "code"
 
 
 @router.get("/deferred", response_class=HTMLResponse)
