@@ -11,8 +11,9 @@ import re
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.redis_urls import is_sentinel_url, sentinel_addresses
@@ -249,6 +250,13 @@ class Settings(BaseSettings):
         False, description="One JSON object a line in the API's, worker's and beat's logs."
     )
 
+    # What people read (`/ui`)
+    display_tz: str = Field(
+        "Asia/Shanghai",
+        description="Time zone in which times are shown to people (IANA name); the API keeps "
+        "ISO 8601 with an offset.",
+    )
+
     # Local system (`herald up`)
     sandbox_host: str = Field("127.0.0.1", description="Address `herald up` serves the sandbox on.")
     sandbox_port: int = Field(8100, description="Port `herald up` serves the sandbox on.")
@@ -271,6 +279,15 @@ class Settings(BaseSettings):
         longest_call_s = self.http_connect_timeout_s + self.http_read_timeout_s
         room_s = self.soft_time_limit_s - longest_call_s - SEND_RUN_MARGIN_S
         return max(0.0, min(self.send_run_s, room_s))
+
+    @field_validator("display_tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Asia/Shanghai)") from None
+        return value
 
     @model_validator(mode="after")
     def _timeouts_nest(self) -> Settings:

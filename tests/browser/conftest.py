@@ -5,7 +5,8 @@ runs. Chromium resolves no host name but 127.0.0.1 (`--host-resolver-rules`), so
 needed the internet would show it here. Where Chromium is missing, the tests skip (and fail
 under CI, whose .ci/run installs it). Screenshots go to tests/artifacts/ (not in git).
 
-The Flower test runs the whole system: the integration suite's `system` fixture is imported here.
+The Flower and operator-page tests run the whole system: the integration suite's `system` fixture
+is imported here.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The HTTP API as one FastAPI application: the producers', operators' and vendors' routes,
-and their documentation (`/docs`, `/redoc`: worker/api/docs.py)."""
+their documentation (`/docs`, `/redoc`: worker/api/docs.py) and the operator page (`/ui`:
+worker/ui/)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from worker.api.deps import STORE_RETRY_AFTER_S
 from worker.errors import InvalidInput, StoreUnavailable
 from worker.store import migrate
 from worker.store.db import OUTAGE_ERRORS, is_store_outage
+from worker.ui import install as install_ui
 
 INDEXED_PART = re.compile(r"^(\w+)\[(\d+)\]$")
 SERVER_LOGGERS = ("uvicorn", "uvicorn.access", "uvicorn.error")
@@ -65,6 +67,7 @@ def create_api() -> FastAPI:
     api.include_router(operators.health_router)
     api.include_router(metrics.router)
     api.include_router(callbacks.router)
+    install_ui(api)
     return api
 
 

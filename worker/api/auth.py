@@ -74,17 +74,22 @@ def require_api_key(
     """The caller's key name (None in keyless loopback mode); 401 or 403 otherwise."""
     settings = get_settings()
     if credentials is None:
-        if not keys_exist(settings) and is_loopback(settings.api_host):
+        if keyless(settings):
             return None
         raise unauthorized("an API key is required: Authorization: Bearer <key>")
-    key = credentials.credentials
+    return key_owner(settings, credentials.credentials)
+
+
+def key_owner(settings: Settings, key: str, *, challenge: str = "Bearer") -> str:
+    """The name of the API key `key`; 401 (with `challenge` as WWW-Authenticate) when nobody
+    knows it, 403 when it was revoked."""
     name = configured_key_name(settings, key)
     if name is not None:
         return name
     with session_scope() as session:
         stored = find_api_key(session, key=key)
         if stored is None:
-            raise unauthorized("unknown API key")
+            raise unauthorized("unknown API key", challenge=challenge)
         if stored.revoked_at is not None:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "this API key was revoked")
         return stored.name
@@ -100,10 +105,15 @@ def configured_key_name(settings: Settings, key: str) -> str | None:
     return found
 
 
-def unauthorized(detail: str) -> HTTPException:
+def unauthorized(detail: str, *, challenge: str = "Bearer") -> HTTPException:
     return HTTPException(
-        status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"}
+        status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": challenge}
     )
+
+
+def keyless(settings: Settings) -> bool:
+    """Whether requests without a key are let in: no key exists and the API is on loopback."""
+    return not keys_exist(settings) and is_loopback(settings.api_host)
 
 
 ApiKeyName = Annotated[str | None, Depends(require_api_key)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -120,7 +121,11 @@ def events_of(session: Session, *, delivery_ids: Sequence[int]) -> list[Delivery
 
 
 def job_status(deliveries: Iterable[Delivery]) -> JobStatus:
-    statuses = {d.status for d in deliveries}
+    return status_of_job({d.status for d in deliveries})
+
+
+def status_of_job(statuses: AbstractSet[DeliveryStatus]) -> JobStatus:
+    """The job's status from the set of its recipients' statuses (docs/design.md, job status)."""
     open_statuses = statuses - set(FINAL)
     if not open_statuses:
         return (
