@@ -146,9 +146,11 @@ class WebhookDispatcher:
                 return
 
     def deliver(self, endpoint_id: int) -> None:
-        """One POST of the address's oldest changes (on a pool thread); never raises."""
+        """POSTs of the address's oldest changes (on a pool thread), one after the other while
+        each is taken and full, so a big job's backlog needs no tick per batch; never raises."""
         try:
-            self.post_next(endpoint_id)
+            while self.post_next(endpoint_id) and self.lease_again(endpoint_id):
+                pass
         except StoreUnavailable as exc:
             log.warning("webhooks: the store is unreachable (%s); the lease will expire", exc)
         except Exception:
@@ -157,14 +159,22 @@ class WebhookDispatcher:
             with self.busy_lock:
                 self.busy.discard(endpoint_id)
 
-    def post_next(self, endpoint_id: int) -> None:
+    def lease_again(self, endpoint_id: int) -> bool:
+        now = utcnow()
+        until = now + timedelta(seconds=lease_s(self.settings))
+        with session_scope() as session:
+            return lease_endpoint(session, endpoint_id=endpoint_id, now=now, until=until)
+
+    def post_next(self, endpoint_id: int) -> bool:
+        """One POST of the address's oldest changes; whether it was taken and full (so more
+        may be waiting). The address is leased on entry and released on return."""
         with session_scope() as session:
             url, changes = pending_changes(
                 session, endpoint_id=endpoint_id, limit=self.settings.webhook_batch_size
             )
             if not changes:
                 release_endpoint(session, endpoint_id=endpoint_id)
-                return
+                return False
         body = webhook_body(changes)
         headers = {
             "Content-Type": "application/json",
@@ -189,7 +199,7 @@ class WebhookDispatcher:
                     now=now,
                 )
             log.debug("webhooks: %d changes to %s", len(changes), url_host(url))
-            return
+            return len(changes) == self.settings.webhook_batch_size
         with session_scope() as session:
             failure = record_failed(
                 session,
@@ -216,6 +226,7 @@ class WebhookDispatcher:
                 url_host(url),
                 endpoint_id,
             )
+        return False
 
     def retry_wait_s(self, attempts: int) -> float:
         return backoff_s(attempts, base_s=RETRY_BASE_S, cap_s=self.settings.webhook_backoff_max_s)

@@ -90,9 +90,12 @@ def tail_events(
     """Copy the next `limit` delivery events (and any that filled a gap) to the outbox.
 
     The tail row is locked first (a no-op UPDATE), so workers tail one at a time, each seeing
-    what the one before committed. None when the store has no tail row yet (it is made, for the
-    next call: a store made by `create_all` rather than the migrations).
+    what the one before committed; but not when a plain read shows nothing new, so an idle
+    store is not written to every tick. None when the store has no tail row yet (it is made,
+    for the next call: a store made by `create_all` rather than the migrations).
     """
+    if _nothing_new(session):
+        return TailOutcome(read=0, copied=0, gaps_given_up=0)
     locked = session.exec(
         sa.update(WebhookTail)
         .where(col(WebhookTail.id) == TAIL_ID)
@@ -140,6 +143,16 @@ def tail_events(
     tail.gaps = [[lo, hi, since] for lo, hi, since in kept]
     session.add(tail)
     return TailOutcome(read=len(read), copied=copied, gaps_given_up=given_up)
+
+
+def _nothing_new(session: Session) -> bool:
+    tail = session.exec(
+        select(WebhookTail.last_event_id, WebhookTail.gaps).where(col(WebhookTail.id) == TAIL_ID)
+    ).first()
+    if tail is None or tail[1]:
+        return False
+    newest = session.exec(select(sa.func.max(DeliveryEvent.id))).one()
+    return int(newest or 0) <= tail[0]
 
 
 def _ids_in_gaps(session: Session, gaps: Sequence[tuple[int, int, float]]) -> set[int]:
@@ -258,7 +271,7 @@ def pending_changes(
         .join(WebhookOutboxEntry, col(WebhookOutboxEntry.event_id) == col(DeliveryEvent.id))
         .join(Delivery, col(Delivery.id) == col(DeliveryEvent.delivery_id))
         .where(col(WebhookOutboxEntry.endpoint_id) == endpoint_id)
-        .order_by(col(DeliveryEvent.id))
+        .order_by(col(WebhookOutboxEntry.event_id))
         .limit(limit)
     )
     changes = [
