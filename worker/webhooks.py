@@ -104,6 +104,13 @@ class WebhookDispatcher:
         )
         self.busy: set[int] = set()
         self.busy_lock = threading.Lock()
+        self.stopping = threading.Event()
+
+    def stop(self) -> None:
+        """No new POST from now on (the worker is shutting down); one under way ends by its
+        timeout at the latest, and what it carried is sent again by whoever leases next."""
+        self.stopping.set()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     def tick(self) -> None:
         """Tail the new events, then start a POST for each address that is due."""
@@ -117,6 +124,8 @@ class WebhookDispatcher:
         with session_scope() as session:
             due = due_endpoints(session, now=now, limit=free, busy=busy)
         for endpoint_id in due:
+            if self.stopping.is_set():
+                return
             until = utcnow() + timedelta(seconds=lease_s(self.settings))
             with session_scope() as session:
                 leased = lease_endpoint(session, endpoint_id=endpoint_id, now=now, until=until)
@@ -149,7 +158,11 @@ class WebhookDispatcher:
         """POSTs of the address's oldest changes (on a pool thread), one after the other while
         each is taken and full, so a big job's backlog needs no tick per batch; never raises."""
         try:
-            while self.post_next(endpoint_id) and self.lease_again(endpoint_id):
+            while (
+                self.post_next(endpoint_id)
+                and not self.stopping.is_set()
+                and self.lease_again(endpoint_id)
+            ):
                 pass
         except StoreUnavailable as exc:
             log.warning("webhooks: the store is unreachable (%s); the lease will expire", exc)
@@ -241,8 +254,7 @@ class WebhookLoop:
         self.failing = False
 
     def run(self) -> None:
-        while True:
-            time.sleep(self.interval_s)
+        while not self.dispatcher.stopping.wait(self.interval_s):
             try:
                 self.dispatcher.tick()
             except StoreUnavailable as exc:
@@ -280,11 +292,19 @@ class WebhookStep(bootsteps.StartStopStep):  # type: ignore[misc]
 
     requires = ("celery.worker.components:Pool",)
 
+    def __init__(self, parent: object, **kwargs: object) -> None:
+        super().__init__(parent, **kwargs)
+        self.dispatcher: WebhookDispatcher | None = None
+
     def start(self, parent: object) -> None:
         settings = get_settings()
         if settings.webhook_secret is None:
             log.info("webhooks: off (HERALD_WEBHOOK_SECRET is not set)")
             return
-        dispatcher = WebhookDispatcher(settings, webhook_client(settings))
-        WebhookLoop(dispatcher, settings.webhook_interval_s).start()
+        self.dispatcher = WebhookDispatcher(settings, webhook_client(settings))
+        WebhookLoop(self.dispatcher, settings.webhook_interval_s).start()
         log.info("webhooks: status changes POSTed every %g s", settings.webhook_interval_s)
+
+    def stop(self, parent: object) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
