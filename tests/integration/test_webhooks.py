@@ -321,3 +321,20 @@ def test_a_callback_url_that_is_not_http_is_refused(system: System) -> None:
 
     assert response.status_code == 422
     assert any(p["loc"] == ["body", "callback_url"] for p in response.json()["detail"])
+
+
+def test_what_a_killed_worker_was_posting_is_posted_by_the_next(
+    system: System, engine: Engine, receiver: Receiver
+) -> None:
+    receiver.mode("hang")
+    job_id = system.send_sms(numbers(5), callback_url=receiver.url)
+    system.wait_settled([job_id], timeout_s=60)
+    wait_until(lambda: len(receiver.requests()) >= 2, timeout_s=30, what="POSTs left hanging")
+
+    system.children["worker"].kill_hard()  # most likely in a POST, holding the address's lease
+    receiver.mode("ok")
+    system.start_worker()
+    expected = told_events(engine, [job_id])
+    arrived = wait_received(receiver, expected, timeout_s=120)
+
+    assert_as_in_the_store(arrived, expected)

@@ -221,8 +221,12 @@ def _endpoint_ids(session: Session, *, urls: set[str]) -> dict[str, int]:
 def due_endpoints(
     session: Session, *, now: datetime, limit: int, busy: Sequence[int] = ()
 ) -> list[int]:
-    """Addresses with something to POST, not waiting for a retry and not leased, oldest first."""
-    waiting = sa.exists().where(col(WebhookOutboxEntry.endpoint_id) == col(WebhookEndpoint.id))
+    """Addresses with something to POST, not waiting for a retry and not leased, oldest first.
+
+    Looked up from the outbox, which holds only what is still to send: a job may well have an
+    address of its own (`?job=...`), so the endpoints only grow.
+    """
+    waiting = col(WebhookEndpoint.id).in_(select(WebhookOutboxEntry.endpoint_id).distinct())
     statement = (
         select(WebhookEndpoint.id)
         .where(
