@@ -357,9 +357,24 @@ def record_failed(
     return Failure(attempts=endpoint.attempts, wait_s=wait, dropped=int(dropped.rowcount or 0))
 
 
-def webhook_backlog(session: Session) -> int:
-    """Status changes waiting to be POSTed, all addresses together."""
-    return int(session.exec(select(sa.func.count()).select_from(WebhookOutboxEntry)).one())
+@dataclass(frozen=True)
+class WebhookBacklog:
+    """What `/metrics` shows of the webhooks."""
+
+    waiting: int
+    """Status changes not yet taken by their address."""
+    oldest_at: datetime | None
+    """When the oldest of them was read from the events."""
+    failing: int
+    """Addresses whose last POST failed."""
+
+
+def webhook_backlog(session: Session) -> WebhookBacklog:
+    waiting, oldest_at = session.exec(
+        select(sa.func.count(), sa.func.min(WebhookOutboxEntry.created_at))
+    ).one()
+    failing = session.exec(select(sa.func.count()).where(col(WebhookEndpoint.attempts) > 0)).one()
+    return WebhookBacklog(waiting=int(waiting), oldest_at=oldest_at, failing=int(failing))
 
 
 def release_endpoint(session: Session, *, endpoint_id: int) -> None:
