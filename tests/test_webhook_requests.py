@@ -40,6 +40,7 @@ def test_a_callback_url_is_kept_on_its_job(client: TestClient, settings_env: Set
 
     assert response.status_code == 202
     assert stored_callback_url(response.json()["id"]) == HOOK
+    assert client.get(f"/v1/messages/{response.json()['id']}").json()["callback_url"] == HOOK
 
 
 def test_without_a_secret_a_callback_url_is_refused_and_nothing_stored(
