@@ -32,6 +32,7 @@ from worker.store.webhooks import (
 NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 URL = "https://app.example/herald/status"
 GAP_WAIT_S = 60.0
+HOUR = timedelta(hours=1)
 
 pytestmark = pytest.mark.usefixtures("store_url")
 
@@ -230,6 +231,9 @@ def test_a_failed_post_waits_and_keeps_its_changes_until_the_retry_window_ends()
     assert (failure.attempts, failure.wait_s, failure.dropped) == (1, 10.0, 0)
     with session_scope() as session:
         assert due_endpoints(session, now=NOW + timedelta(seconds=9), limit=10) == []
+        assert not lease_endpoint(
+            session, endpoint_id=endpoint, now=NOW + timedelta(seconds=9), until=NOW + HOUR
+        )
         assert due_endpoints(session, now=NOW + timedelta(seconds=10), limit=10) == [endpoint]
     assert len(changes()) == 1
 

@@ -248,7 +248,8 @@ def due_endpoints(
 
 
 def lease_endpoint(session: Session, *, endpoint_id: int, now: datetime, until: datetime) -> bool:
-    """Take the address for one POST (fleet-wide, until `until`); False if another has it."""
+    """Take the address for one POST (fleet-wide, until `until`); False if another has it or
+    it waits for its next try."""
     result = session.exec(
         sa.update(WebhookEndpoint)
         .where(
@@ -256,6 +257,10 @@ def lease_endpoint(session: Session, *, endpoint_id: int, now: datetime, until: 
             sa.or_(
                 col(WebhookEndpoint.leased_until).is_(None),
                 col(WebhookEndpoint.leased_until) < now,
+            ),
+            sa.or_(
+                col(WebhookEndpoint.next_attempt_at).is_(None),
+                col(WebhookEndpoint.next_attempt_at) <= now,
             ),
         )
         .values(leased_until=until)
