@@ -21,8 +21,9 @@ from tests.support import RedisServer, SettingsEnv, need
 RUN_DIR = Path(tempfile.mkdtemp(prefix="herald-tests-"))
 REDIS = RedisServer(RUN_DIR / "redis")
 CALLBACK_TOKEN = "test-callback-token"
-KEPT_VARIABLES = frozenset({"HERALD_FUZZ_EXAMPLES"})
-"""Not settings: how the tests themselves run (tests/fuzz/conftest.py)."""
+KEPT_VARIABLES = frozenset({"HERALD_FUZZ_EXAMPLES", "HERALD_WEBHOOK_TEST_DOWN_S"})
+"""Not settings: how the tests themselves run (tests/fuzz/conftest.py,
+tests/integration/test_webhooks.py)."""
 TEST_ENV = {
     "HERALD_DATA_DIR": str(RUN_DIR / "data"),
     "HERALD_DATABASE_URL": f"sqlite:///{RUN_DIR / 'session.db'}",

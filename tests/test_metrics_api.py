@@ -15,6 +15,7 @@ from tests.support import SettingsEnv
 from worker.api import api
 from worker.enums import DeliveryStatus
 from worker.store import Delivery, move_deliveries, session_scope, utcnow
+from worker.store.webhooks import tail_events
 
 pytestmark = pytest.mark.usefixtures("store_url", "redis_url")
 
@@ -83,3 +84,24 @@ def test_readyz_names_each_check_and_fails_without_worker_or_beat(client: TestCl
     assert checks["store"]["ok"] and checks["redis"]["ok"]
     assert not checks["worker"]["ok"] and not checks["beat"]["ok"]
     assert response.json()["status"] == "unready"
+
+
+def test_the_webhook_backlog_is_counted_from_the_store(
+    client: TestClient, settings_env: SettingsEnv
+) -> None:
+    settings_env.setenv("HERALD_WEBHOOK_SECRET", "s" * 32)
+    body = {
+        "to": ["13800138000"],
+        "content": "【Herald】您好",
+        "callback_url": "http://127.0.0.1:9/",
+    }
+    job_id = client.post("/v1/sms", json=body).json()["id"]
+    assert client.post(f"/v1/messages/{job_id}/cancel").status_code == 200
+    with session_scope() as session:
+        tail_events(session, now=utcnow(), limit=100, gap_wait_s=60)
+
+    found = samples(client)
+
+    assert found["herald_webhook_backlog"] == [({}, 1.0)]
+    assert found["herald_webhook_oldest_age_seconds"][0][1] >= 0
+    assert found["herald_webhook_failing_addresses"] == [({}, 0.0)]

@@ -56,6 +56,7 @@ from worker.names import (
 )
 from worker.redis_urls import is_sentinel_url
 from worker.settings import get_settings
+from worker.webhooks import WebhookStep
 
 SEND_QUEUE = "send"
 MAINTENANCE_QUEUE = "maintenance"
@@ -131,6 +132,7 @@ def make_celery() -> Celery:
     celery.task(name=LIVENESS_TASK, ignore_result=True, send_events=False, acks_late=False)(probe)
     celery.steps["worker"].add(LivenessStep)
     celery.steps["worker"].add(DueReleaseStep)
+    celery.steps["worker"].add(WebhookStep)
     quiet_probe_logs()
     return celery
 

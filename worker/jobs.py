@@ -42,6 +42,7 @@ def read_job(session: Session, *, job_id: str) -> JobPublic:
         created_at=job.created_at,
         send_at=job.send_at,
         expires_at=job.expires_at,
+        callback_url=job.callback_url,
         recipients=[RecipientPublic.model_validate(d, from_attributes=True) for d in deliveries],
     )
 

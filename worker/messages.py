@@ -16,6 +16,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from worker.enums import CapPolicy, Purpose
 from worker.mms import EMOJI
+from worker.webhook_urls import check_callback_url
 
 MOBILE = re.compile(r"^1[3-9][0-9]{9}$")  # ASCII: `\d` matches any script's digits
 COUNTRY_PREFIXES = ("+86", "0086", "86")
@@ -106,6 +107,11 @@ class JobOptions(ProducerInput):
     )
     idempotency_key: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
         None, description="The same key returns the first job instead of making a second."
+    )
+    callback_url: Annotated[str, AfterValidator(check_callback_url)] | None = Field(
+        None,
+        description="An http(s) URL the recipients' status changes are POSTed to, signed "
+        "(README, Webhooks); default HERALD_WEBHOOK_URL.",
     )
 
 

@@ -72,6 +72,7 @@ def submit_sms(
                 "(or set HERALD_SMS_SIGNATURE)",
             )
         )
+    callback_url = webhook_address(request.callback_url, problems)
     raise_if(problems)
     return accept(
         NewJob(
@@ -86,6 +87,7 @@ def submit_sms(
             expires_at=request.expires_at,
             idempotency_key=request.idempotency_key,
             api_key_name=api_key_name,
+            callback_url=callback_url,
         )
     )
 
@@ -114,6 +116,7 @@ def submit_mms(
             MMS_VALIDATORS[vendor](mms)
         except InvalidInput as exc:
             problems += exc.problems
+    callback_url = webhook_address(request.callback_url, problems)
     raise_if(problems)
     return accept(
         NewJob(
@@ -129,6 +132,7 @@ def submit_mms(
             expires_at=request.expires_at,
             idempotency_key=request.idempotency_key,
             api_key_name=api_key_name,
+            callback_url=callback_url,
         )
     )
 
@@ -146,6 +150,7 @@ def submit_voice(
         for p in voice_problems(request.kind, request.to[0], request.variables)
         if p.field != "phone"
     ]
+    callback_url = webhook_address(request.callback_url, problems)
     raise_if(problems)
     default_purpose = Purpose.VERIFICATION if request.kind == "code" else Purpose.NOTIFICATION
     return accept(
@@ -164,6 +169,7 @@ def submit_voice(
             expires_at=request.expires_at,
             idempotency_key=request.idempotency_key,
             api_key_name=api_key_name,
+            callback_url=callback_url,
         )
     )
 
@@ -187,6 +193,7 @@ def submit_personalised_mms(
     picture = Media(request.picture.type, request.picture.data())
     texts = {r.to: r.text for r in request.recipients}
     problems += batch_problems(request.title, picture, texts)
+    callback_url = webhook_address(request.callback_url, problems)
     raise_if(problems)
     return accept(
         NewJob(
@@ -204,6 +211,7 @@ def submit_personalised_mms(
             expires_at=request.expires_at,
             idempotency_key=request.idempotency_key,
             api_key_name=api_key_name,
+            callback_url=callback_url,
         )
     )
 
@@ -219,6 +227,20 @@ def common_problems(phones: list[str], vendor: str, vendors: tuple[str, ...]) ->
     elif not vendor_configured(vendor):
         problems.append(FieldProblem("vendor", f"{vendor} has no credentials configured"))
     return problems
+
+
+def webhook_address(requested: str | None, problems: list[FieldProblem]) -> str | None:
+    """Where the job's status changes go: its own `callback_url`, else HERALD_WEBHOOK_URL.
+
+    A job that asks for webhooks while no secret is set is refused (with a problem added):
+    an unsigned webhook would let anyone who can reach the receiver forge a status.
+    """
+    settings = get_settings()
+    if requested is not None and settings.webhook_secret is None:
+        problems.append(
+            FieldProblem("callback_url", "webhooks are off: HERALD_WEBHOOK_SECRET is not set")
+        )
+    return requested or settings.webhook_url
 
 
 def raise_if(problems: list[FieldProblem]) -> None:

@@ -107,6 +107,11 @@ class JobPublic(BaseModel):
     expires_at: datetime | None = Field(
         description="Never sent after this time (UTC); null: no limit.", examples=[None]
     )
+    callback_url: str | None = Field(
+        description="Where the recipients' status changes are POSTed (README, Webhooks); "
+        "null: nowhere.",
+        examples=["https://app.example/herald/status"],
+    )
     recipients: list[RecipientPublic] = Field(description="One entry per number, in job order.")
 
 

@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.redis_urls import is_sentinel_url, sentinel_addresses
+from worker.webhook_urls import check_callback_url
 
 PRODUCTS = ("veesing:sms", "veesing:mms", "veesing:voice", "chuangrui:sms", "fivec:mms")
 """Every vendor product herald speaks, as `vendor:channel`."""
@@ -239,6 +240,35 @@ class Settings(BaseSettings):
         description='Warn below these, JSON by product, "*" for the rest.',
     )
 
+    # Status webhooks (worker/webhooks.py)
+    webhook_url: str | None = Field(
+        None, description="Where status changes of jobs that name no callback_url are POSTed."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="Signs every webhook (HMAC-SHA256); jobs with a callback address are "
+        "refused while it is unset.",
+    )
+    webhook_retry_for_s: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="A status change its address keeps refusing is retried this long after it "
+        "happened, then dropped (logged).",
+    )
+    webhook_backoff_max_s: float = Field(
+        300.0, gt=0, description="Longest wait between two tries of a failing webhook address."
+    )
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, description="Connect, write and read timeout of one webhook POST."
+    )
+    webhook_batch_size: int = Field(500, ge=1, description="Most status changes in one POST.")
+    webhook_interval_s: float = Field(
+        1.0, gt=0, description="How often each worker looks for status changes to POST."
+    )
+    webhook_concurrency: int = Field(
+        8, ge=1, description="POSTs one worker makes at once, each to a different address."
+    )
+
     # Metrics
     metrics_dir: Path | None = Field(
         None,
@@ -309,6 +339,17 @@ class Settings(BaseSettings):
                 "HERALD_LIVENESS_TIMEOUT_S must exceed HERALD_TASK_TIME_LIMIT_S plus "
                 "HERALD_LIVENESS_INTERVAL_S (a probe may wait for the longest task)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_url_valid(self) -> Settings:
+        if self.webhook_url is not None:
+            try:
+                check_callback_url(self.webhook_url)
+            except ValueError as exc:
+                raise ValueError(f"HERALD_WEBHOOK_URL {exc}") from None
+            if self.webhook_secret is None:
+                raise ValueError("HERALD_WEBHOOK_URL needs HERALD_WEBHOOK_SECRET to sign with")
         return self
 
     @model_validator(mode="after")

@@ -37,6 +37,7 @@ from worker.names import FIVEC_LAST_POLL_KEY
 from worker.redis_client import redis_from_url
 from worker.settings import PRODUCTS, get_settings, vendor_configured
 from worker.store import Delivery, VendorBalance, session_scope, utcnow
+from worker.store.webhooks import webhook_backlog
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["operators"], dependencies=[Depends(require_api_key)])
@@ -62,7 +63,27 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self.store_metrics()
+        yield from self.webhook_metrics()
         yield from self.redis_metrics()
+
+    def webhook_metrics(self) -> Iterator[Metric]:
+        waiting = GaugeMetricFamily(
+            "herald_webhook_backlog", "Status changes not yet taken by their webhook address."
+        )
+        oldest = GaugeMetricFamily(
+            "herald_webhook_oldest_age_seconds",
+            "How long the oldest of them has waited (0 when none does).",
+        )
+        failing = GaugeMetricFamily(
+            "herald_webhook_failing_addresses", "Webhook addresses whose last POST failed."
+        )
+        now = utcnow()
+        with session_scope() as session:
+            backlog = webhook_backlog(session)
+        waiting.add_metric([], backlog.waiting)
+        oldest.add_metric([], age_s(backlog.oldest_at, now))
+        failing.add_metric([], backlog.failing)
+        yield from (waiting, oldest, failing)
 
     def store_metrics(self) -> Iterator[Metric]:
         deliveries = GaugeMetricFamily(

@@ -42,6 +42,8 @@ class NewJob:
     idempotency_key: str | None = None
     api_key_name: str | None = None
     """Who asked: the API key's name, "cli" for the command line, None for Python callers."""
+    callback_url: str | None = None
+    """Where its recipients' status changes are POSTed; None: nowhere."""
 
 
 def create_job(session: Session, *, new: NewJob, now: datetime) -> tuple[Job, bool]:
@@ -64,6 +66,7 @@ def create_job(session: Session, *, new: NewJob, now: datetime) -> tuple[Job, bo
         allow_failover=new.allow_failover,
         idempotency_key=new.idempotency_key,
         api_key_name=new.api_key_name,
+        callback_url=new.callback_url,
         send_at=new.send_at,
         expires_at=new.expires_at,
         created_at=now,

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from worker.enums import AuditStatus, CapPolicy, Channel, DeliveryStatus, Purpose
+from worker.webhook_urls import CALLBACK_URL_MAX_CHARS
 
 
 def utcnow() -> datetime:
@@ -77,6 +78,8 @@ class Job(SQLModel, table=True):
     enqueued_at: datetime | None = Field(default=None, sa_column=_time_column())
     error_attempts: int = 0
     api_key_name: str | None = Field(default=None, max_length=64)  # who asked: an API key, "cli"
+    callback_url: str | None = Field(default=None, max_length=CALLBACK_URL_MAX_CHARS)
+    """Where its recipients' status changes are POSTed (worker/webhooks.py); None: nowhere."""
 
 
 class Delivery(SQLModel, table=True):
@@ -186,3 +189,43 @@ class ApiKey(SQLModel, table=True):
     key_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_time_column(nullable=False))
     revoked_at: datetime | None = Field(default=None, sa_column=_time_column())
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """One address jobs' status changes are POSTed to, and where its deliveries stand: one POST
+    at a time per address (`leased_until`), retried from `next_attempt_at` while it fails."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(max_length=CALLBACK_URL_MAX_CHARS, unique=True)
+    attempts: int = 0  # failed POSTs in a row
+    failing_since: datetime | None = Field(default=None, sa_column=_time_column())
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_time_column())
+    leased_until: datetime | None = Field(default=None, sa_column=_time_column())
+    last_error: str | None = None
+    delivered_at: datetime | None = Field(default=None, sa_column=_time_column())
+
+
+class WebhookOutboxEntry(SQLModel, table=True):
+    """A status change (a `DeliveryEvent`) still to be POSTed to its job's address. The row is
+    deleted once the address answered 2xx, or once it is older than HERALD_WEBHOOK_RETRY_FOR_S
+    and the address still fails."""
+
+    __table_args__ = (sa.Index("ix_webhookoutboxentry_endpoint_event", "endpoint_id", "event_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: int = Field(foreign_key="deliveryevent.id", unique=True)
+    endpoint_id: int = Field(foreign_key="webhookendpoint.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_time_column(nullable=False))
+
+
+class WebhookTail(SQLModel, table=True):
+    """How far the webhook dispatcher has read the `DeliveryEvent`s (one row, id 1).
+
+    `gaps` are ids below `last_event_id` not seen yet: on PostgreSQL an id is taken when its row
+    is inserted, not when its transaction commits, so a lower id can become visible after a
+    higher one. Each gap is `[first id, last id, POSIX time first missed]`, looked at again until
+    it is filled or older than the longest a transaction can stay open."""
+
+    id: int = Field(default=1, primary_key=True)
+    last_event_id: int = 0
+    gaps: list[list[float]] = Field(default_factory=list, sa_type=sa.JSON)
