@@ -11,8 +11,9 @@ import re
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.redis_urls import is_sentinel_url, sentinel_addresses
@@ -237,6 +238,12 @@ class Settings(BaseSettings):
         False, description="One JSON object a line in the API's, worker's and beat's logs."
     )
 
+    # What people read
+    display_tz: str = Field(
+        "Asia/Shanghai",
+        description="IANA time zone the CLI shows times in (the API answers UTC).",
+    )
+
     # Local system (`herald up`)
     sandbox_host: str = Field("127.0.0.1", description="Address `herald up` serves the sandbox on.")
     sandbox_port: int = Field(8100, description="Port `herald up` serves the sandbox on.")
@@ -280,6 +287,22 @@ class Settings(BaseSettings):
                 except ValueError as exc:
                     raise ValueError(f"{variable}: {exc}") from None
         return self
+
+    @field_validator("display_tz")
+    @classmethod
+    def _display_tz_is_a_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"HERALD_DISPLAY_TZ {name!r} is not an IANA time zone name, e.g. Asia/Shanghai"
+            ) from None
+        return name
+
+    @property
+    def display_zone(self) -> ZoneInfo:
+        """The zone of HERALD_DISPLAY_TZ (worker/display.py)."""
+        return ZoneInfo(self.display_tz)
 
     @model_validator(mode="after")
     def _api_keys_parse(self) -> Settings:

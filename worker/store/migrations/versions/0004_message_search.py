@@ -1,0 +1,27 @@
+"""Indexes for finding messages: jobs newest first, a job's recipients by status, a number's jobs.
+
+Revision ID: 0004_message_search
+Revises: 0002
+Create Date: 2026-11-29 23:40:00.000000
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0004_message_search"
+down_revision: str | Sequence[str] | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_job_created_at_id", "job", ["created_at", "id"])
+    op.create_index("ix_delivery_job_id_status", "delivery", ["job_id", "status"])
+    op.create_index("ix_delivery_phone", "delivery", ["phone"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_delivery_phone", table_name="delivery")
+    op.drop_index("ix_delivery_job_id_status", table_name="delivery")
+    op.drop_index("ix_job_created_at_id", table_name="job")
