@@ -27,6 +27,11 @@ from worker.schemas import (
 )
 from worker.store import Job, JobFilter, JobPosition
 
+MESSAGES_MAX_LIMIT = 500
+"""The most jobs one page lists (`GET /v1/messages`, `herald jobs`)."""
+RECIPIENTS_MAX_LIMIT = 1_000
+"""The most recipients one page lists (`GET /v1/messages/{id}/recipients`, `herald status`)."""
+
 
 @dataclass(frozen=True)
 class Cancelled:
@@ -47,6 +52,11 @@ def progress(counts: Mapping[DeliveryStatus, int]) -> float:
     return (final * 1000 // total) / 10
 
 
+def in_status_order(counts: Mapping[DeliveryStatus, int]) -> dict[DeliveryStatus, int]:
+    """`counts` in the order a recipient moves through the statuses, for people to read."""
+    return {status: counts[status] for status in DeliveryStatus if status in counts}
+
+
 def summary(job: Job, counts: Mapping[DeliveryStatus, int]) -> JobSummary:
     return JobSummary(
         id=job.id,
@@ -61,7 +71,7 @@ def summary(job: Job, counts: Mapping[DeliveryStatus, int]) -> JobSummary:
         send_at=job.send_at,
         expires_at=job.expires_at,
         total=sum(counts.values()),
-        counts=dict(sorted(counts.items())),
+        counts=in_status_order(counts),
         progress=progress(counts),
     )
 

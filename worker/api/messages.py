@@ -20,7 +20,7 @@ from worker.api.responses import error, errors
 from worker.cursors import read_job_cursor, read_recipient_cursor
 from worker.enums import Channel, DeliveryStatus
 from worker.errors import InvalidCursor, JobNotFound
-from worker.jobs import find_messages, read_recipients
+from worker.jobs import MESSAGES_MAX_LIMIT, RECIPIENTS_MAX_LIMIT, find_messages, read_recipients
 from worker.messages import normalise_mobile
 from worker.schemas import EXAMPLE_JOB_ID, JobPage, RecipientPage
 from worker.store import JobFilter
@@ -30,8 +30,6 @@ router = APIRouter(
     dependencies=[Depends(require_api_key)],
     responses=errors(401, 403, 422, 503),
 )
-MESSAGES_MAX_LIMIT = 500
-RECIPIENTS_MAX_LIMIT = 1_000
 TIMES = "ISO 8601 with an offset (`2026-11-11T10:00:00+08:00`); one without is refused."
 
 
