@@ -61,8 +61,13 @@ def counts_text(counts: Mapping[DeliveryStatus, int] | Mapping[str, int]) -> str
 
 
 @click.command()
-@click.option("--status", "statuses", type=STATUSES, multiple=True, help="Jobs with a recipient "
-              "in this status; repeatable.")  # fmt: skip
+@click.option(
+    "--status",
+    "statuses",
+    type=STATUSES,
+    multiple=True,
+    help="Jobs with a recipient in this status; repeatable.",
+)
 @click.option("--channel", type=click.Choice([c.value for c in Channel]), default=None)
 @click.option("--vendor", type=click.Choice(["veesing", "chuangrui", "fivec"]), default=None)
 @click.option("--phone", default=None, help="Jobs with this number among their recipients.")
@@ -131,8 +136,13 @@ def jobs(
 @click.command()
 @click.argument("job_id")
 @click.option("--recipients", "with_recipients", is_flag=True, help="List recipients too.")
-@click.option("--status", "statuses", type=STATUSES, multiple=True,
-              help="With --recipients: only those in this status; repeatable.")  # fmt: skip
+@click.option(
+    "--status",
+    "statuses",
+    type=STATUSES,
+    multiple=True,
+    help="With --recipients: only those in this status; repeatable.",
+)
 @click.option(
     "--limit",
     type=click.IntRange(1, RECIPIENTS_MAX_LIMIT),
