@@ -131,6 +131,8 @@ def test_a_filtered_list_pages_the_same_way(client: TestClient) -> None:
         ({"created_from": "2026-11-11T10:00:00"}, "created_from"),
         ({"created_to": "yesterday"}, "created_to"),
         ({"idempotency_key": "k" * 129}, "idempotency_key"),
+        ({"idempotency_key": "order\x007"}, "idempotency_key"),  # PostgreSQL refuses NUL
+        ({"created_from": "0001-01-01T00:00:00+08:00"}, "created_from"),  # before UTC's year 1
     ],
 )
 def test_a_parameter_out_of_bounds_is_refused_naming_it(
@@ -209,8 +211,9 @@ def test_a_recipients_parameter_out_of_bounds_is_refused_naming_it(
     assert [problem["loc"][:2] for problem in response.json()["detail"]] == [["query", name]]
 
 
-def test_the_recipients_of_an_unknown_job_are_404(client: TestClient) -> None:
-    assert client.get("/v1/messages/nope/recipients").status_code == 404
+@pytest.mark.parametrize("job_id", ["nope", "ab%00cd"])
+def test_the_recipients_of_an_unknown_job_are_404(client: TestClient, job_id: str) -> None:
+    assert client.get(f"/v1/messages/{job_id}/recipients").status_code == 404
 
 
 def test_the_counts_of_many_jobs_are_one_query() -> None:

@@ -2,8 +2,9 @@
 `herald status`.
 
 Every query here is bounded by a page size and walks an index (`ix_job_created_at_id`,
-`ix_delivery_job_id_status`, `ix_delivery_phone`), so it stays fast on a store with millions of
-deliveries; a job's counts come from one GROUP BY, never from loading its recipients.
+`ix_delivery_job_id_id`, `ix_delivery_job_id_status_id`, `ix_delivery_phone`), so it stays fast
+on a store with millions of deliveries; a job's counts come from one GROUP BY, read from an
+index alone, never from loading its recipients.
 """
 
 from __future__ import annotations
@@ -109,4 +110,10 @@ def recipients_page(
         statement = statement.where(col(Delivery.status).in_(list(statuses)))
     if after_id is not None:
         statement = statement.where(col(Delivery.id) > after_id)
+    else:
+        # Without a lower bound PostgreSQL may walk the primary key from the store's first
+        # delivery, filtering by job, to find a new job's first page: seconds on millions of
+        # rows. The job's first id (one probe of ix_delivery_job_id_id) is that bound.
+        first_id = select(sa.func.min(Delivery.id)).where(col(Delivery.job_id) == job_id)
+        statement = statement.where(col(Delivery.id) >= first_id.scalar_subquery())
     return list(session.exec(statement.order_by(col(Delivery.id)).limit(limit)))

@@ -1,4 +1,5 @@
-"""Indexes for finding messages: jobs newest first, a job's recipients by status, a number's jobs.
+"""Indexes for finding messages: jobs newest first, a job's recipients in order and by status,
+a number's jobs. `ix_delivery_job_id` goes: both new delivery indexes begin with `job_id`.
 
 Revision ID: 0004_message_search
 Revises: 0002
@@ -17,11 +18,15 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_index("ix_job_created_at_id", "job", ["created_at", "id"])
-    op.create_index("ix_delivery_job_id_status", "delivery", ["job_id", "status"])
+    op.create_index("ix_delivery_job_id_id", "delivery", ["job_id", "id"])
+    op.create_index("ix_delivery_job_id_status_id", "delivery", ["job_id", "status", "id"])
     op.create_index("ix_delivery_phone", "delivery", ["phone"])
+    op.drop_index("ix_delivery_job_id", table_name="delivery")
 
 
 def downgrade() -> None:
+    op.create_index("ix_delivery_job_id", "delivery", ["job_id"])
     op.drop_index("ix_delivery_phone", table_name="delivery")
-    op.drop_index("ix_delivery_job_id_status", table_name="delivery")
+    op.drop_index("ix_delivery_job_id_status_id", table_name="delivery")
+    op.drop_index("ix_delivery_job_id_id", table_name="delivery")
     op.drop_index("ix_job_created_at_id", table_name="job")
