@@ -117,6 +117,15 @@ def test_herald_status_pages_recipients_with_limit_and_after() -> None:
     assert seen == numbers[1:]
 
 
+def test_herald_status_asks_for_recipients_before_choosing_them() -> None:
+    job_id = store_job(phones(1))
+
+    result = herald("status", job_id, "--status", "queued")
+
+    assert result.exit_code == 2
+    assert "add --recipients" in result.output
+
+
 def test_herald_status_json_is_the_api_document() -> None:
     job_id = store_job(phones(2))
 

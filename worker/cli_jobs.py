@@ -171,6 +171,8 @@ def status(
 ) -> None:
     """Print a job and its counts by status; its recipients only with --recipients, a page at
     a time. --watch shows a progress bar until every recipient is final (exit 0)."""
+    if (statuses or after) and not with_recipients:
+        raise click.UsageError("--status and --after choose recipients: add --recipients")
     try:
         after_id = read_recipient_cursor(after) if after is not None else None
     except InvalidCursor as exc:
