@@ -6,17 +6,18 @@ import base64
 import json
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import BaseModel
-from pydantic_core import to_jsonable_python
 
 from worker.cli_admin import db, keys
+from worker.cli_jobs import jobs, status
+from worker.cli_output import print_json
 from worker.clients import fivec_adapter
+from worker.display import display_optional, display_time
 from worker.errors import (
     ConfigurationError,
     InvalidInput,
@@ -24,7 +25,7 @@ from worker.errors import (
     JobNotFound,
     VendorError,
 )
-from worker.jobs import cancel_job, read_job
+from worker.jobs import cancel_job
 from worker.names import POLL_BALANCES_TASK
 from worker.producer import Accepted, submit_mms, submit_sms, submit_voice
 from worker.schemas import BalanceRead, InboundPublic, JobAccepted, VendorReport
@@ -228,33 +229,6 @@ def print_accepted(accepted: Accepted, as_json: bool) -> None:
 
 @main.command()
 @click.argument("job_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
-def status(job_id: str, as_json: bool) -> None:
-    """Print a job and each of its recipients."""
-    migrate.upgrade()
-    try:
-        with session_scope() as session:
-            job = read_job(session, job_id=job_id)
-    except JobNotFound as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    if as_json:
-        print_json(job)
-        return
-    click.echo(f"job {job.id}  {job.channel} via {job.vendor}  {job.status.value}")
-    for r in job.recipients:
-        line = f"  {r.phone}  {r.status:<11}"
-        if r.vendor_status:
-            line += f"  {r.vendor_status}"
-        if r.reported_at:
-            line += f"  reported {iso(r.reported_at)}"
-        if r.last_error:
-            line += f"  ({r.last_error})"
-        click.echo(line)
-
-
-@main.command()
-@click.argument("job_id")
 def cancel(job_id: str) -> None:
     """Cancel the recipients of a job that have not reached the vendor."""
     migrate.upgrade()
@@ -268,15 +242,6 @@ def cancel(job_id: str) -> None:
         click.echo("nothing to cancel: every recipient already reached the vendor", err=True)
         sys.exit(1)
     click.echo(f"cancelled {cancelled.recipients} recipients")
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def print_json(value: BaseModel | Sequence[BaseModel] | Mapping[str, BaseModel]) -> None:
-    """What `--json` prints: the public schemas, in the JSON the HTTP API answers with."""
-    click.echo(json.dumps(to_jsonable_python(value), ensure_ascii=False))
 
 
 @main.command()
@@ -334,7 +299,9 @@ def inbound(phone: str | None, limit: int, as_json: bool) -> None:
         print_json([InboundPublic.model_validate(r, from_attributes=True) for r in rows])
         return
     for r in rows:
-        click.echo(f"{iso(r.received_at or r.stored_at)}  {r.phone}  via {r.vendor}: {r.content}")
+        click.echo(
+            f"{display_time(r.received_at or r.stored_at)}  {r.phone}  via {r.vendor}: {r.content}"
+        )
 
 
 @main.group()
@@ -375,10 +342,13 @@ def reports_fivec(mobiles: tuple[str, ...], start: str, end: str, as_json: bool)
         )
         return
     for r in records:
-        click.echo(f"{iso(r.reported_at)}  {r.phone}  {r.vendor_status:<8} msgid {r.vendor_ref}")
+        shown = display_optional(r.reported_at)
+        click.echo(f"{shown}  {r.phone}  {r.vendor_status:<8} msgid {r.vendor_ref}")
     if not records:
         click.echo("no record")
 
 
+main.add_command(jobs)
+main.add_command(status)
 main.add_command(db)
 main.add_command(keys)

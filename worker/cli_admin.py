@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
+from typing import Any
 
 import click
 
+from worker.display import display_time
 from worker.errors import ApiKeyNameTaken
 from worker.settings import API_KEY_NAME, get_settings
 from worker.store import api_keys, create_api_key, migrate, revoke_api_key, session_scope, utcnow
@@ -65,7 +68,7 @@ def keys_create(name: str) -> None:
 def keys_list(as_json: bool) -> None:
     """Print every key's name, where it comes from, and whether it was revoked (never a key)."""
     migrate.upgrade()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"name": name, "source": "HERALD_API_KEYS", "created_at": None, "revoked_at": None}
         for name in get_settings().configured_api_keys()
     ]
@@ -74,17 +77,17 @@ def keys_list(as_json: bool) -> None:
             {
                 "name": k.name,
                 "source": "store",
-                "created_at": k.created_at.isoformat(),
-                "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+                "created_at": k.created_at,
+                "revoked_at": k.revoked_at,
             }
             for k in api_keys(session)
         ]
     if as_json:
-        click.echo(json.dumps(rows))
+        click.echo(json.dumps(rows, default=datetime.isoformat))
         return
     for row in rows:
-        state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
-        since = f"  created {row['created_at']}" if row["created_at"] else ""
+        state = f"revoked {display_time(row['revoked_at'])}" if row["revoked_at"] else "active"
+        since = f"  created {display_time(row['created_at'])}" if row["created_at"] else ""
         click.echo(f"{row['name']:<24} {row['source']:<16} {state}{since}")
     if not rows:
         click.echo("no API key: the API accepts requests without one, on loopback only")

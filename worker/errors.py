@@ -4,6 +4,7 @@
     ├── InvalidInput              a producer's request breaks a rule; nothing was stored or queued
     ├── JobNotFound               no job has that id
     ├── JobNotCancellable         the job already reached the vendor
+    ├── InvalidCursor             a page cursor herald did not write, or one of another list
     ├── CallbackRejected          a vendor push failed authentication
     ├── ReportFormatError         a vendor report or push could not be parsed
     ├── ConfigurationError        a vendor or product is used without its settings
@@ -69,6 +70,10 @@ class JobNotCancellable(HeraldError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__("no recipient is left to cancel")
+
+
+class InvalidCursor(HeraldError, ValueError):
+    """A page cursor that herald did not write, or one written for another list."""
 
 
 class CallbackRejected(HeraldError):

@@ -280,11 +280,10 @@ class Settings(BaseSettings):
         False, description="One JSON object a line in the API's, worker's and beat's logs."
     )
 
-    # What people read (`/ui`)
+    # What people read
     display_tz: str = Field(
         "Asia/Shanghai",
-        description="Time zone in which times are shown to people (IANA name); the API keeps "
-        "ISO 8601 with an offset.",
+        description="IANA time zone the CLI and /ui show times in (the API answers UTC).",
     )
 
     # Local system (`herald up`)
@@ -309,15 +308,6 @@ class Settings(BaseSettings):
         longest_call_s = self.http_connect_timeout_s + self.http_read_timeout_s
         room_s = self.soft_time_limit_s - longest_call_s - SEND_RUN_MARGIN_S
         return max(0.0, min(self.send_run_s, room_s))
-
-    @field_validator("display_tz")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Asia/Shanghai)") from None
-        return value
 
     @model_validator(mode="after")
     def _timeouts_nest(self) -> Settings:
@@ -364,6 +354,22 @@ class Settings(BaseSettings):
                 except ValueError as exc:
                     raise ValueError(f"{variable}: {exc}") from None
         return self
+
+    @field_validator("display_tz")
+    @classmethod
+    def _display_tz_is_a_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"HERALD_DISPLAY_TZ {name!r} is not an IANA time zone name, e.g. Asia/Shanghai"
+            ) from None
+        return name
+
+    @property
+    def display_zone(self) -> ZoneInfo:
+        """The zone of HERALD_DISPLAY_TZ (worker/display.py)."""
+        return ZoneInfo(self.display_tz)
 
     @model_validator(mode="after")
     def _api_keys_parse(self) -> Settings:

@@ -112,11 +112,24 @@ class System:
         return response.json() if response.content else None
 
     def job(self, job_id: str) -> dict[str, Any]:
-        response = httpx.get(
-            f"{self.api_url}/v1/messages/{job_id}", headers=self.headers(), timeout=10
-        )
+        """The job as the API answers it, with every recipient: the answer lists the first
+        page, and the rest are read from `/recipients` a page at a time."""
+        url = f"{self.api_url}/v1/messages/{job_id}"
+        response = httpx.get(url, headers=self.headers(), timeout=10)
         response.raise_for_status()
-        return dict(response.json())
+        job = dict(response.json())
+        after = job["recipients_next"]
+        while after is not None:
+            page = httpx.get(
+                f"{url}/recipients",
+                params={"after": after, "limit": 1000},
+                headers=self.headers(),
+                timeout=10,
+            )
+            page.raise_for_status()
+            job["recipients"] += page.json()["recipients"]
+            after = page.json()["next"]
+        return job
 
     def wait_settled(self, job_ids: list[str], *, timeout_s: float) -> list[dict[str, Any]]:
         """Wait until every recipient of every job is final (or unknown); return the jobs."""

@@ -60,9 +60,15 @@ def test_the_cli_sends_and_shows_the_recipient_delivered(system: System) -> None
 
     assert status["recipients"][0]["status"] == "delivered"
     human = subprocess.run(
-        [*herald, "status", job_id], env=system.env, capture_output=True, text=True, check=True
+        [*herald, "status", job_id, "--recipients"],
+        env=system.env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    assert "13700137000  delivered" in human.stdout
+    assert "progress  100.0% final (1 of 1)" in human.stdout
+    (row,) = [line for line in human.stdout.splitlines() if "13700137000" in line]
+    assert "delivered" in row
 
 
 def test_a_second_message_within_a_minute_waits_for_the_minute_and_is_sent_once(

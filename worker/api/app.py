@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from worker import log_format, log_redaction
-from worker.api import auth, callbacks, docs, metrics, operators, producers
+from worker.api import auth, callbacks, docs, messages, metrics, operators, producers
 from worker.api.body_limit import BodySizeLimit
 from worker.api.deps import STORE_RETRY_AFTER_S
 from worker.errors import InvalidInput, StoreUnavailable
@@ -63,6 +63,7 @@ def create_api() -> FastAPI:
         api.exception_handler(outage)(store_unreachable)
     api.exception_handler(RequestValidationError)(request_validation_error)
     api.include_router(producers.router)
+    api.include_router(messages.router)
     api.include_router(operators.router)
     api.include_router(operators.health_router)
     api.include_router(metrics.router)

@@ -35,14 +35,25 @@ the workers, and every recipient is followed to its delivery report.
 `herald keys create NAME` printed). Without any key configured the API answers requests without
 one, and only on loopback. The vendor callbacks authenticate pushes their own way.
 
+**Messages**: a message is a job, one request (one content to one or more recipients). Find
+jobs with `GET /v1/messages` (filters, newest first); each comes with its counts by recipient
+status and its progress. A job's recipients are read a page at a time from
+`GET /v1/messages/{job_id}/recipients`: lists are paged with an opaque cursor (`after`, given
+back as `next`), never all at once.
+
 **Errors** are `{"detail": "..."}`; a request that breaks a rule is answered 422 with one entry
-per broken rule, and nothing is stored. Times are ISO 8601 with an offset (answers in UTC).
+per broken rule, and nothing is stored.
+
+**Times** are ISO 8601 with an offset, both ways: a time sent without one is refused, and every
+time answered is in UTC (`2026-11-11T02:00:00Z`). Only the `herald` command shows times in a
+display zone (HERALD_DISPLAY_TZ).
 """
 TAGS = [
     {
         "name": "producers",
-        "description": "Send SMS, MMS (also 5C personalised) and voice jobs, read a job back, "
-        "cancel what is not sent yet. An API key is needed.",
+        "description": "Send SMS, MMS (also 5C personalised) and voice jobs, find them, read "
+        "a job's counts, progress and recipients, cancel what is not sent yet. An API key is "
+        "needed.",
     },
     {
         "name": "operators",

@@ -120,7 +120,9 @@ def post_voice(
     responses={**NO_SUCH_JOB, **errors(422)},
 )
 def get_message(job_id: JobIdInPath, session: SessionDep) -> JobPublic:
-    """A job and where each of its recipients is."""
+    """A job, its counts by status, its progress and its first 100 recipients in job order;
+    when it has more, `recipients_next` pages on through `GET /v1/messages/{job_id}/recipients`.
+    Times are ISO 8601 in UTC."""
     try:
         return read_job(session, job_id=job_id)
     except JobNotFound as exc:

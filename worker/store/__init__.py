@@ -10,6 +10,7 @@ holds one part; everything callers use is importable from here:
 - `reports`: applying a vendor's delivery report; `pushes`: stored pushes and inbound replies
 - `suppressions`: the opt-out list; `balances`: vendor balances
 - `api_keys`: the API keys `herald keys` made (hashes only)
+- `search`: finding jobs, their counts by status and their recipients, a page at a time
 """
 
 from worker.store.api_keys import (
@@ -53,6 +54,7 @@ from worker.store.jobs import (
     get_job,
     job_by_idempotency_key,
     job_status,
+    job_status_of,
     mark_enqueued,
 )
 from worker.store.models import (
@@ -76,6 +78,13 @@ from worker.store.pushes import (
     record_push,
 )
 from worker.store.reports import ReportOutcome, apply_report
+from worker.store.search import (
+    JobFilter,
+    JobPosition,
+    find_jobs,
+    recipients_page,
+    status_counts_of_jobs,
+)
 from worker.store.suppressions import suppress, suppressed_among, suppressions, unsuppress
 from worker.store.sweeper import (
     expire_stale_sending,
@@ -111,7 +120,14 @@ __all__ = [  # noqa: RUF022 (grouped by module, not sorted)
     "get_job",
     "job_by_idempotency_key",
     "job_status",
+    "job_status_of",
     "mark_enqueued",
+    # finding jobs and paging their recipients
+    "JobFilter",
+    "JobPosition",
+    "find_jobs",
+    "recipients_page",
+    "status_counts_of_jobs",
     # delivery status changes
     "cancel_job",
     "claim_for_sending",

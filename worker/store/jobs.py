@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -124,11 +123,12 @@ def events_of(session: Session, *, delivery_ids: Sequence[int]) -> list[Delivery
 
 
 def job_status(deliveries: Iterable[Delivery]) -> JobStatus:
-    return status_of_job({d.status for d in deliveries})
+    return job_status_of({d.status for d in deliveries})
 
 
-def status_of_job(statuses: AbstractSet[DeliveryStatus]) -> JobStatus:
-    """The job's status from the set of its recipients' statuses (docs/design.md, job status)."""
+def job_status_of(statuses: Collection[DeliveryStatus]) -> JobStatus:
+    """A job's status from the set of its recipients' statuses (docs/design.md, "Job status")."""
+    statuses = set(statuses)
     open_statuses = statuses - set(FINAL)
     if not open_statuses:
         return (

@@ -62,6 +62,11 @@ class Job(SQLModel, table=True):
     variables); `payload` holds the rest of an MMS or voice request; `content_ref` is the
     vendor's id for the content itself (a Veesing mmsId), shared by jobs of equal content."""
 
+    __table_args__ = (
+        # Newest first, page by page: `GET /v1/messages` walks this index (worker/store/search.py).
+        sa.Index("ix_job_created_at_id", "created_at", "id"),
+    )
+
     id: str = Field(default_factory=lambda: uuid.uuid4().hex, primary_key=True, max_length=32)
     channel: Channel = Field(sa_type=_enum_column(Channel))
     vendor: str = Field(max_length=32)
@@ -88,10 +93,16 @@ class Delivery(SQLModel, table=True):
 
     __table_args__ = (
         sa.Index("ix_delivery_report_key", "vendor", "channel", "vendor_ref", "phone"),
+        # A job's recipients in job order, a page at a time (worker/store/search.py).
+        sa.Index("ix_delivery_job_id_id", "job_id", "id"),
+        # A job's counts by status (read from the index alone), its recipients in one status.
+        sa.Index("ix_delivery_job_id_status_id", "job_id", "status", "id"),
+        # The jobs that sent to one number.
+        sa.Index("ix_delivery_phone", "phone"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    job_id: str = Field(foreign_key="job.id", index=True, max_length=32)
+    job_id: str = Field(foreign_key="job.id", max_length=32)  # indexed with id and status
     phone: str = Field(max_length=20)
     vendor: str = Field(max_length=32)
     channel: Channel = Field(sa_type=_enum_column(Channel))

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from worker.enums import FINAL, DeliveryStatus, JobStatus
-from worker.store.jobs import status_of_job
+from worker.store.jobs import job_status_of
 from worker.store.models import Delivery, Job
 
 
@@ -69,7 +69,7 @@ class JobCounts:
 
     @property
     def status(self) -> JobStatus | None:
-        return status_of_job(set(self.by_status)) if self.by_status else None
+        return job_status_of(set(self.by_status)) if self.by_status else None
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Status webhooks: a job's callback address, the addresses and their retry state, the outbox of
 status changes still to POST, and how far the dispatcher has read the delivery events.
 
-Revision ID: 0005_status_webhooks
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-29 23:40:00.000000
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_status_webhooks"
-down_revision: str | Sequence[str] | None = "0002"
+revision: str = "0005"
+down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
