@@ -30,12 +30,13 @@ def read_job(session: Session, *, job_id: str) -> JobPublic:
     job = store.get_job(session, job_id=job_id)
     if job is None:
         raise JobNotFound(job_id)
+    status = store.job_status_from_counts(store.status_counts(session, job_id=job_id))
     deliveries = store.deliveries_of(session, job_id=job_id)
     return JobPublic(
         id=job.id,
         channel=job.channel,
         vendor=job.vendor,
-        status=store.job_status(deliveries),
+        status=status,
         content=job.content,
         content_ref=job.content_ref,
         purpose=job.purpose,
@@ -56,5 +57,5 @@ def cancel_job(session: Session, *, job_id: str, now: datetime) -> Cancelled:
     cancelled = store.cancel_job(session, job_id=job_id, now=now)
     if not cancelled:
         raise JobNotCancellable(job_id)
-    status = store.job_status(store.deliveries_of(session, job_id=job_id))
+    status = store.job_status_from_counts(store.status_counts(session, job_id=job_id))
     return Cancelled(id=job_id, status=status, recipients=len(cancelled))

@@ -26,7 +26,15 @@ from worker.messages import (
 from worker.mms import MMS_VALIDATORS, Frame, Media, Mms, mms_to_payload
 from worker.names import SEND_JOB_TASK
 from worker.settings import MMS_VENDORS, SMS_VENDORS, VOICE_VENDORS, get_settings, vendor_configured
-from worker.store import NewJob, create_job, deliveries_of, job_status, session_scope, utcnow
+from worker.store import (
+    NewJob,
+    create_job,
+    initial_status,
+    job_status_from_counts,
+    session_scope,
+    status_counts,
+    utcnow,
+)
 from worker.vendors.fivec import batch_problems
 from worker.vendors.veesing_voice import voice_problems
 
@@ -249,11 +257,20 @@ def with_signature(content: str, signature: str | None) -> str:
 
 
 def accept(new: NewJob, *, now: datetime | None = None) -> Accepted:
-    """Commit the job, then enqueue its send task unless it waits for its send_at."""
+    """Commit the job, then enqueue its send task unless it waits for its send_at.
+
+    A new job's status follows from its deliveries' one starting status; only an earlier job
+    returned for its idempotency key is counted in the store.
+    """
     now = now or utcnow()
     with session_scope() as session:
         job, created = create_job(session, new=new, now=now)
-        status = job_status(deliveries_of(session, job_id=job.id))
+        counts = (
+            {initial_status(new, now=now): len(new.phones)}
+            if created
+            else status_counts(session, job_id=job.id)
+        )
+        status = job_status_from_counts(counts)
     if created and status is JobStatus.QUEUED:
         enqueue_send(job.id)
     return Accepted(id=job.id, status=status, created=created)

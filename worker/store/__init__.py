@@ -45,9 +45,12 @@ from worker.store.jobs import (
     deliveries_of,
     events_of,
     get_job,
+    initial_status,
     job_by_idempotency_key,
     job_status,
+    job_status_from_counts,
     mark_enqueued,
+    status_counts,
 )
 from worker.store.models import (
     ApiKey,
@@ -103,9 +106,12 @@ __all__ = [  # noqa: RUF022 (grouped by module, not sorted)
     "deliveries_of",
     "events_of",
     "get_job",
+    "initial_status",
     "job_by_idempotency_key",
     "job_status",
+    "job_status_from_counts",
     "mark_enqueued",
+    "status_counts",
     # delivery status changes
     "cancel_job",
     "claim_for_sending",
