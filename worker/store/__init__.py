@@ -28,7 +28,7 @@ from worker.store.audits import (
     settle_audits,
 )
 from worker.store.balances import balances, record_balance
-from worker.store.db import get_engine, make_engine, reset_engine, session_scope
+from worker.store.db import get_engine, make_engine, read_scope, reset_engine, session_scope
 from worker.store.deliveries import (
     cancel_job,
     claim_for_sending,
@@ -97,6 +97,7 @@ __all__ = [  # noqa: RUF022 (grouped by module, not sorted)
     # engine, sessions and schema
     "get_engine",
     "make_engine",
+    "read_scope",
     "reset_engine",
     "session_scope",
     # jobs

@@ -123,6 +123,24 @@ def store_answers() -> bool:
 
 
 @contextmanager
+def read_scope() -> Iterator[Session]:
+    """A session for lookups that change nothing, on an autocommit connection: no transaction
+    is begun or committed, so a lookup asked on every request (the API key) is one round trip
+    to PostgreSQL rather than three (BEGIN, the query, COMMIT).
+
+    An outage of the store leaves as `StoreUnavailable`, as from `session_scope`.
+    """
+    engine = get_engine().execution_options(isolation_level="AUTOCOMMIT")
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+        except BaseException as exc:
+            if is_store_outage(exc) and not isinstance(exc, StoreUnavailable):
+                raise store_unavailable(exc) from exc
+            raise
+
+
+@contextmanager
 def session_scope() -> Iterator[Session]:
     """A session that commits when the block ends normally and rolls back otherwise.
 
