@@ -12,25 +12,40 @@ import binascii
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+)
 
 from worker.enums import CapPolicy, Purpose
 from worker.mms import EMOJI
 from worker.webhook_urls import check_callback_url
 
-MOBILE = re.compile(r"^1[3-9][0-9]{9}$")  # ASCII: `\d` matches any script's digits
+MOBILE = re.compile(r"1[3-9][0-9]{9}")  # ASCII: `\d` matches any script's digits
+SEPARATORS = re.compile(r"[\s-]")
 COUNTRY_PREFIXES = ("+86", "0086", "86")
 SIGNATURE = re.compile(r"^【[^【】]{2,16}】|【[^【】]{2,16}】$")
 
 
 def normalise_mobile(value: str) -> str:
-    """A mainland China mobile number as 11 digits; a +86/0086/86 prefix and spaces are dropped."""
-    number = re.sub(r"[\s-]", "", value)
+    """A mainland China mobile number as 11 digits; a +86/0086/86 prefix and spaces are dropped.
+
+    Called once per recipient, 100,000 times for a big job: a number already written as 11
+    digits is answered by one match."""
+    if MOBILE.fullmatch(value):
+        return value
+    number = SEPARATORS.sub("", value)
     for prefix in COUNTRY_PREFIXES:
         if number.startswith(prefix) and len(number) == 11 + len(prefix):
             number = number[len(prefix) :]
             break
-    if not MOBILE.match(number):
+    if not MOBILE.fullmatch(number):
         raise ValueError(
             f"{value!r} is not a mainland China mobile number (11 digits starting 13-19)"
         )
@@ -48,6 +63,8 @@ def no_emoji(value: str) -> str:
 
 
 def distinct_numbers(numbers: list[str]) -> list[str]:
+    if len(set(numbers)) == len(numbers):
+        return numbers
     seen: set[str] = set()
     for number in numbers:
         if number in seen:
@@ -83,8 +100,25 @@ class ProducerInput(BaseModel):
         return value
 
 
+def plain_mobiles_first(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    """A list of numbers all written as 11 digits (the usual big job) is taken as it is, in one
+    pass in C; any other list is validated number by number, so each problem names its index."""
+    if isinstance(value, list) and value:
+        try:
+            if all(map(MOBILE.fullmatch, value)):
+                return value
+        except TypeError:  # an item that is not text: the handler names it
+            pass
+    return handler(value)
+
+
 Mobile = Annotated[str, AfterValidator(normalise_mobile)]
-Recipients = Annotated[list[Mobile], Field(min_length=1), AfterValidator(distinct_numbers)]
+Recipients = Annotated[
+    list[Mobile],
+    Field(min_length=1),
+    WrapValidator(plain_mobiles_first),
+    AfterValidator(distinct_numbers),
+]
 
 
 class JobOptions(ProducerInput):

@@ -26,7 +26,15 @@ from worker.messages import (
 from worker.mms import MMS_VALIDATORS, Frame, Media, Mms, mms_to_payload
 from worker.names import SEND_JOB_TASK
 from worker.settings import MMS_VENDORS, SMS_VENDORS, VOICE_VENDORS, get_settings, vendor_configured
-from worker.store import NewJob, create_job, deliveries_of, job_status, session_scope, utcnow
+from worker.store import (
+    NewJob,
+    create_job,
+    initial_status,
+    job_status_of,
+    session_scope,
+    status_counts_of_jobs,
+    utcnow,
+)
 from worker.vendors.fivec import batch_problems
 from worker.vendors.veesing_voice import voice_problems
 
@@ -271,11 +279,20 @@ def with_signature(content: str, signature: str | None) -> str:
 
 
 def accept(new: NewJob, *, now: datetime | None = None) -> Accepted:
-    """Commit the job, then enqueue its send task unless it waits for its send_at."""
+    """Commit the job, then enqueue its send task unless it waits for its send_at.
+
+    A new job's status follows from its deliveries' one starting status; only an earlier job
+    returned for its idempotency key is counted in the store.
+    """
     now = now or utcnow()
     with session_scope() as session:
         job, created = create_job(session, new=new, now=now)
-        status = job_status(deliveries_of(session, job_id=job.id))
+        statuses = (
+            {initial_status(new, now=now)}
+            if created
+            else set(status_counts_of_jobs(session, [job.id]).get(job.id, {}))
+        )
+        status = job_status_of(statuses)
     if created and status is JobStatus.QUEUED:
         enqueue_send(job.id, runs=send_runs_for(len(new.phones)))
     return Accepted(id=job.id, status=status, created=created)

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "", description="SQLAlchemy URL of the job store; empty = SQLite file in data_dir."
     )
+    store_pool_size: int = Field(
+        10,
+        ge=1,
+        description="Store connections a process keeps open for reuse; the API's concurrent "
+        "requests beyond it open short-lived ones.",
+    )
 
     # Veesing (中昱维信)
     veesing_sms_base: str = Field(
@@ -99,7 +105,7 @@ class Settings(BaseSettings):
         None, description="Signature added as 【...】 to SMS content that carries none."
     )
     sms_max_chars: int = Field(500, ge=1, description="Longest SMS content accepted.")
-    max_recipients: int = Field(1000, ge=1, description="Most recipients in one job.")
+    max_recipients: int = Field(100_000, ge=1, description="Most recipients in one job.")
     default_sms_vendor: str = Field(
         "veesing", description="SMS vendor when a request names none (veesing, chuangrui)."
     )
@@ -124,7 +130,10 @@ class Settings(BaseSettings):
         None, description="API keys as `name=key,name2=key2`; more with `herald keys create`."
     )
     max_body_bytes: int = Field(
-        256 * 1024, ge=1024, description="Largest request body the API reads; larger ones get 413."
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body the API reads (4 MiB holds 100,000 numbers); "
+        "larger ones get 413.",
     )
     callback_token: SecretStr | None = Field(
         None, description="Secret path segment of the Veesing push URLs; unset = pushes refused."

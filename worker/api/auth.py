@@ -22,7 +22,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from worker.errors import ConfigurationError
 from worker.settings import Settings, get_settings
-from worker.store import any_active_api_key, find_api_key, session_scope
+from worker.store import any_active_api_key, find_api_key, read_scope
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def is_loopback(host: str) -> bool:
 def keys_exist(settings: Settings) -> bool:
     if settings.configured_api_keys():
         return True
-    with session_scope() as session:
+    with read_scope() as session:
         return any_active_api_key(session)
 
 
@@ -86,7 +86,7 @@ def key_owner(settings: Settings, key: str, *, challenge: str = "Bearer") -> str
     name = configured_key_name(settings, key)
     if name is not None:
         return name
-    with session_scope() as session:
+    with read_scope() as session:
         stored = find_api_key(session, key=key)
         if stored is None:
             raise unauthorized("unknown API key", challenge=challenge)

@@ -2,7 +2,9 @@
 
 A pure ASGI middleware: a `Content-Length` over the limit is answered at once, without reading
 the body; a body without one (chunked) is read only until it passes the limit. The default
-(256 KiB) holds the largest MMS a vendor takes (15 frames, 80 KB, ≈ 110 KB as base64 in JSON).
+(4 MiB) holds a job of HERALD_MAX_RECIPIENTS' default 100,000 numbers even written as
+`+86 138 0013 8000` (≈ 2.1 MB of JSON), and the largest MMS a vendor takes (15 frames, 80 KB,
+≈ 110 KB as base64 in JSON).
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ STANDARD: dict[int, dict[str, Any]] = {
     ),
     403: error("The API key was revoked; nothing was done.", "this API key was revoked"),
     413: error(
-        "The body is larger than HERALD_MAX_BODY_BYTES (256 KiB by default); it was not read.",
+        "The body is larger than HERALD_MAX_BODY_BYTES (4 MiB by default); it was not read.",
         "request body too large",
     ),
     422: {

@@ -33,6 +33,7 @@ from worker.store.db import (
     commit_without_waiting_for_disk,
     get_engine,
     make_engine,
+    read_scope,
     reset_engine,
     session_scope,
 )
@@ -52,6 +53,7 @@ from worker.store.jobs import (
     deliveries_of,
     events_of,
     get_job,
+    initial_status,
     job_by_idempotency_key,
     job_status,
     job_status_of,
@@ -109,6 +111,7 @@ __all__ = [  # noqa: RUF022 (grouped by module, not sorted)
     # engine, sessions and schema
     "get_engine",
     "make_engine",
+    "read_scope",
     "reset_engine",
     "session_scope",
     # jobs
@@ -118,6 +121,7 @@ __all__ = [  # noqa: RUF022 (grouped by module, not sorted)
     "deliveries_of",
     "events_of",
     "get_job",
+    "initial_status",
     "job_by_idempotency_key",
     "job_status",
     "job_status_of",

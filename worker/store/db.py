@@ -5,6 +5,12 @@ write to one file; PostgreSQL connections are checked before use (`pool_pre_ping
 connection that a database restart broke is replaced rather than failing a request, and a
 connection attempt gives up after `STORE_CONNECT_TIMEOUT_S`.
 
+The pool keeps `HERALD_STORE_POOL_SIZE` connections open for reuse. The API runs its routes in
+uvicorn's threadpool (`API_THREADS` at once), so up to that many sessions may be open together:
+those beyond the pool's size are opened for one use and closed, rather than waited for. A pool
+smaller than the requests in flight opens a new connection (a new PostgreSQL backend) per
+request; a Celery worker process runs one task at a time and opens only what it uses.
+
 An outage of the store (connection refused or lost, no pooled connection free in time) leaves
 `session_scope` as one error, `StoreUnavailable`, whatever the driver said: the API answers it
 with 503 and the tasks retry it (docs/design.md, "When the store is unreachable").
@@ -27,6 +33,8 @@ from worker.settings import get_settings
 
 STORE_CONNECT_TIMEOUT_S = 10
 """A PostgreSQL connection attempt that takes longer is an outage (the driver has no limit)."""
+API_THREADS = 40
+"""Sync routes uvicorn runs at once: the size of anyio's default threadpool."""
 
 OUTAGE_ERRORS = (
     sa.exc.OperationalError,
@@ -61,13 +69,23 @@ def make_engine(url: str) -> Engine:
     """An engine for `url`; for a SQLite file, its folder is created first."""
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
-        if database and database != ":memory:":
+        in_memory = database in (None, "", ":memory:")
+        if database and not in_memory:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            **({} if in_memory else pool_sizes()),
+        )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     connect_args = {"connect_timeout": STORE_CONNECT_TIMEOUT_S} if is_postgresql(url) else {}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **pool_sizes())
+
+
+def pool_sizes() -> dict[str, int]:
+    size = get_settings().store_pool_size
+    return {"pool_size": size, "max_overflow": max(0, API_THREADS - size)}
 
 
 def is_postgresql(url: str) -> bool:
@@ -111,6 +129,24 @@ def commit_without_waiting_for_disk(session: Session) -> None:
     Commits stay in order, so the next durable commit makes it durable too."""
     if session.get_bind().dialect.name == "postgresql":
         session.connection().exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+
+@contextmanager
+def read_scope() -> Iterator[Session]:
+    """A session for lookups that change nothing, on an autocommit connection: no transaction
+    is begun or committed, so a lookup asked on every request (the API key) is one round trip
+    to PostgreSQL rather than three (BEGIN, the query, COMMIT).
+
+    An outage of the store leaves as `StoreUnavailable`, as from `session_scope`.
+    """
+    engine = get_engine().execution_options(isolation_level="AUTOCOMMIT")
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+        except BaseException as exc:
+            if is_store_outage(exc) and not isinstance(exc, StoreUnavailable):
+                raise store_unavailable(exc) from exc
+            raise
 
 
 @contextmanager

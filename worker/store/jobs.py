@@ -1,4 +1,10 @@
-"""Jobs: storing a request with its deliveries, reading a job back, and its overall status."""
+"""Jobs: storing a request with its deliveries, reading a job back, and its overall status.
+
+A job of 100,000 recipients is accepted in one request, so its deliveries are written in bulk,
+never as ORM objects: PostgreSQL takes a big job by COPY and a small one by one multi-row
+INSERT, SQLite by executemany. A job's status is computed from a count of its deliveries by
+status (one GROUP BY), never by loading them.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, SQLModel, col, select
 
 from worker.enums import (
     DEFAULT_CAP_POLICY,
@@ -54,7 +60,8 @@ def create_job(session: Session, *, new: NewJob, now: datetime) -> tuple[Job, bo
         existing = job_by_idempotency_key(session, key=new.idempotency_key)
         if existing is not None:
             return existing, False
-    scheduled = new.send_at is not None and new.send_at > now
+    status = initial_status(new, now=now)
+    scheduled = status is DeliveryStatus.SCHEDULED
     job = Job(
         channel=new.channel,
         vendor=new.vendor,
@@ -71,7 +78,6 @@ def create_job(session: Session, *, new: NewJob, now: datetime) -> tuple[Job, bo
         created_at=now,
         enqueued_at=None if scheduled else now,
     )
-    status = DeliveryStatus.SCHEDULED if scheduled else DeliveryStatus.QUEUED
     session.add(job)
     try:
         session.flush()
@@ -82,20 +88,133 @@ def create_job(session: Session, *, new: NewJob, now: datetime) -> tuple[Job, bo
         if existing is None:
             raise
         return existing, False
-    session.add_all(
-        Delivery(
-            job_id=job.id,
-            phone=phone,
-            vendor=new.vendor,
-            channel=new.channel,
-            text=new.texts.get(phone) if new.texts else None,
-            status=status,
-            not_before=new.send_at if scheduled else None,
-            updated_at=now,
-        )
-        for phone in new.phones
+    insert_deliveries(
+        session,
+        shared={
+            "job_id": job.id,
+            "vendor": new.vendor,
+            "channel": new.channel,
+            "send_alone": False,
+            "status": status,
+            "not_before": new.send_at if scheduled else None,
+            "updated_at": now,
+        },
+        phones=new.phones,
+        texts=new.texts,
     )
     return job, True
+
+
+def initial_status(new: NewJob, *, now: datetime) -> DeliveryStatus:
+    """Every delivery of a new job starts here: `scheduled` for a later `send_at`, else `queued`."""
+    if new.send_at is not None and new.send_at > now:
+        return DeliveryStatus.SCHEDULED
+    return DeliveryStatus.QUEUED
+
+
+COPY_FROM_ROWS = 500
+"""From this many deliveries PostgreSQL takes them by COPY; below it one multi-row INSERT is
+fewer round trips (COPY costs its own start and end)."""
+CHUNK_ROWS = 10_000
+"""Rows handed to the driver at a time, so a big job is never held whole a second time."""
+COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def insert_deliveries(
+    session: Session,
+    *,
+    shared: Mapping[str, Any],
+    phones: Sequence[str],
+    texts: Mapping[str, str] | None,
+) -> None:
+    """Write one delivery per phone in the session's transaction, in the order of `phones` (so
+    their ids follow it). `shared` holds the columns every one of them has the same value in;
+    `texts` each number's own text, if any."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql" and len(phones) >= COPY_FROM_ROWS:
+        copy_deliveries(connection, shared=shared, phones=phones, texts=texts)
+        return
+    if connection.dialect.name == "sqlite":
+        executemany_deliveries(connection, shared=shared, phones=phones, texts=texts)
+        return
+    statement = sa.insert(Delivery)
+    for start in range(0, len(phones), CHUNK_ROWS):
+        rows = [
+            {**shared, "phone": phone, "text": texts.get(phone) if texts else None}
+            for phone in phones[start : start + CHUNK_ROWS]
+        ]
+        connection.execute(statement, rows)
+
+
+def executemany_deliveries(
+    connection: sa.Connection,
+    *,
+    shared: Mapping[str, Any],
+    phones: Sequence[str],
+    texts: Mapping[str, str] | None,
+) -> None:
+    """SQLite's executemany straight on the driver: the shared columns are converted to what
+    the driver takes once, not once a row as a Core INSERT would (half its time for a big job)."""
+    table = SQLModel.metadata.tables["delivery"]
+    values = tuple(
+        bound_value(connection.dialect, table.c[name], value) for name, value in shared.items()
+    )
+    columns = [*shared, "phone", "text"]
+    statement = (
+        f"INSERT INTO delivery ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})"
+    )
+    for start in range(0, len(phones), CHUNK_ROWS):
+        rows = [
+            (*values, phone, texts.get(phone) if texts else None)
+            for phone in phones[start : start + CHUNK_ROWS]
+        ]
+        connection.exec_driver_sql(statement, rows)
+
+
+def bound_value(dialect: sa.Dialect, column: sa.Column[Any], value: object) -> object:
+    """`value` as the driver receives it for `column`, as SQLAlchemy would bind it."""
+    process = column.type.bind_processor(dialect)
+    return value if process is None else process(value)
+
+
+def copy_deliveries(
+    connection: sa.Connection,
+    *,
+    shared: Mapping[str, Any],
+    phones: Sequence[str],
+    texts: Mapping[str, str] | None,
+) -> None:
+    """PostgreSQL's COPY FROM STDIN in COPY's text format, through psycopg's driver connection
+    and in the connection's transaction. The shared columns are written out once and each row
+    adds its phone and text: far cheaper than a driver adapting 100,000 rows value by value."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    columns = ", ".join([*shared, "phone", "text"])
+    prefix = "".join(copy_text(value) + "\t" for value in shared.values())
+    with driver.cursor() as cursor, cursor.copy(f"COPY delivery ({columns}) FROM STDIN") as copy:
+        for start in range(0, len(phones), CHUNK_ROWS):
+            copy.write(
+                "".join(
+                    f"{prefix}{copy_text(phone)}\t"
+                    f"{copy_text(texts.get(phone) if texts else None)}\n"
+                    for phone in phones[start : start + CHUNK_ROWS]
+                )
+            )
+
+
+def copy_text(value: object) -> str:
+    """One value as COPY's text format writes it: `\\N` for NULL, backslash escapes in text."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware one")
+        return value.isoformat()
+    if isinstance(value, str):  # a StrEnum is written as its value
+        return str.translate(value, COPY_ESCAPES)
+    raise TypeError(f"no COPY text form for {type(value).__name__}")
 
 
 def job_by_idempotency_key(session: Session, *, key: str) -> Job | None:

@@ -1,0 +1,1 @@
+"""Measurements of herald under load, each a function that returns its figures."""
