@@ -52,6 +52,12 @@ def control_router(
     async def send_log() -> list[dict[str, Any]]:
         return list(state.sends.entries)
 
+    @router.get("/log/summary")
+    async def send_summary(limit: int = 100) -> dict[str, Any]:
+        """Sends since the last reset, counted per number (not limited to the in-memory log):
+        total, distinct numbers, numbers sent more than once (the first `limit` of them)."""
+        return state.tally.summary(limit)
+
     @router.get("/requests")
     async def request_log() -> list[dict[str, Any]]:
         return list(state.requests.entries)
@@ -59,6 +65,11 @@ def control_router(
     @router.get("/pushes")
     async def push_log() -> dict[str, Any]:
         return {"pending": pushes.pending, "done": list(state.pushes.entries)}
+
+    @router.get("/pushes/summary")
+    async def push_summary() -> dict[str, Any]:
+        """Push counts since the last reset, without the log: pending, delivered, given up."""
+        return pushes.summary()
 
     @router.get("/faults")
     async def get_faults() -> Faults:
