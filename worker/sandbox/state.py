@@ -127,11 +127,17 @@ class Limits:
     def record(self, account: str, phones: Iterable[str]) -> None:
         self._roll_day()
         now = self._clock.timestamp()
+        last_sent, per_number, count = self._last_sent, self._per_number, 0
         for phone in phones:
-            self._last_sent[(account, phone)] = now
             key = (account, phone)
-            self._per_number[key] = self._per_number.get(key, 0) + 1
-            self._per_account[account] = self._per_account.get(account, 0) + 1
+            last_sent[key] = now
+            per_number[key] = per_number.get(key, 0) + 1
+            count += 1
+        self._per_account[account] = self._per_account.get(account, 0) + count
+
+
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+"""`json.dumps(entry, ensure_ascii=False)` without building an encoder for every line."""
 
 
 class JsonLog:
@@ -154,9 +160,7 @@ class JsonLog:
         if self._path is not None:
             if self._file is None:
                 self._file = self._path.open("a", encoding="utf-8")
-            self._file.write(
-                "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in entries)
-            )
+            self._file.write("".join(_encode(entry) + "\n" for entry in entries))
             self._file.flush()
 
     def clear(self) -> None:
