@@ -102,6 +102,8 @@ async def _measure(
         mixed = await _send_all(client, sends, sends, batch, concurrency, None)
         mixed_delivered = await _wait_count(received, before + sends, timeout_s) - before
         mixed_span = time.monotonic() - mixed_started
+        sent = (await client.get("/_sandbox/log/summary")).json()
+        pushed = (await client.get("/_sandbox/pushes/summary")).json()
     return {
         "sends": sends,
         "batch": batch,
@@ -124,6 +126,9 @@ async def _measure(
         "mixed_send_errors": mixed["errors"],
         "mixed_all_receipts_s": round(mixed_span, 2),
         "mixed_pushes_lost": sends - mixed_delivered,
+        "sandbox_sends_logged": sent["sends"],
+        "sandbox_numbers_sent_twice": sent["repeated"],
+        "sandbox_pushes_given_up": pushed["given_up"],
     }
 
 
