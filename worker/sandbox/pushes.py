@@ -4,14 +4,14 @@ concurrency so that a flood of receipts never starves the sandbox's own API.
 A push is a form-encoded POST. Vendors push one report per request (Veesing: "每产生一条回执,
 则推送一条") or one per sendid and state (Chuangrui); the callers build them so, and this module
 sends each as it is. Pushes wait in a timer heap until due, then in a queue drained by
-`push_workers` workers, each holding at most one of the client's `push_workers` connections:
-the pool is never short, and a push that waits for a free worker has not been tried yet.
+`push_workers` workers, each with its own connection to the receiver (`push_transport`): no
+push waits for a connection, and a push that waits for a free worker has not been tried yet.
 
 A try is a request the receiver failed: a connection error, a timeout, or an answer that is not
 2xx. After `push_attempts` tries (waiting `push_retry_s`, then twice that, ... between them) the
-push is given up. A client-side failure that says nothing about the receiver (the pool had no
-free connection) is not a try: the push goes back to the queue. Every push ends in the push log
-(`GET /_sandbox/pushes`), delivered or given up.
+push is given up. A client-side failure that says nothing about the receiver (httpx's pool,
+used for https, had no free connection) is not a try: the push is tried again after
+`push_retry_s`. Every push ends in the push log (`GET /_sandbox/pushes`), delivered or given up.
 
 The pipeline runs on its own thread with its own event loop (`push_thread`, the default) or as
 tasks on the app's loop; see docs/sandbox.md for the measurements behind the default.
@@ -228,17 +228,20 @@ class PushSender:
                 self._finish(push, "delivered", "")
                 continue
             if error == "":
-                queue.put_nowait(push)
+                self._later(heap, push, self._config.push_retry_s)
                 continue
             push.tries += 1
             if push.tries >= self._config.push_attempts:
                 log.warning("push %s to %s given up: %s", push.kind, push.url, error)
                 self._finish(push, "given_up", error)
                 continue
-            wait_s = self._config.push_retry_s * 2 ** (push.tries - 1)
-            heapq.heappush(heap, (time.monotonic() + wait_s, next(self._order), push))
-            assert self._wakeup is not None
-            self._wakeup.set()
+            self._later(heap, push, self._config.push_retry_s * 2 ** (push.tries - 1))
+
+    def _later(self, heap: list[tuple[float, int, Push]], push: Push, wait_s: float) -> None:
+        """Back to the timer heap, due in `wait_s` (called on the push loop)."""
+        heapq.heappush(heap, (time.monotonic() + wait_s, next(self._order), push))
+        assert self._wakeup is not None
+        self._wakeup.set()
 
     async def _try(self, transport: httpx.AsyncBaseTransport, push: Push) -> str | None:
         """None when delivered; "" when the client failed before reaching the receiver (not a
