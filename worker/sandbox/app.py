@@ -38,6 +38,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         log_masking.install(config)
+        await pushes.start()
         yield
         await pushes.close()
 

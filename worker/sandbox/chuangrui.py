@@ -155,16 +155,23 @@ class Chuangrui:
             return error(request, SENSITIVE_SIGN)
         if SQL_PATTERN.search(content) or SQL_PATTERN.search(sign):
             return error(request, SQL)
-        invalid = [phone for phone in phones if not is_mobile(phone)]
-        black = [phone for phone in phones if is_mobile(phone) and phone in self._state.blacklist]
-        valid = [phone for phone in phones if is_mobile(phone) and phone not in black]
+        invalid: list[str] = []
+        black: list[str] = []
+        valid: list[str] = []
+        for phone in phones:
+            if not is_mobile(phone):
+                invalid.append(phone)
+            elif phone in self._state.blacklist:
+                black.append(phone)
+            else:
+                valid.append(phone)
         send_id = self._send_id(now)
         self._state.accounts[ACCOUNT].balance -= len(valid)
         extra = {"sign": sign, "extno": extno}
         if send_at != now:
             extra["send_at"] = send_at.isoformat()
+        self._state.log_sends("chuangrui", "sms", send_id, [(p, content) for p in valid], **extra)
         for phone in valid:
-            self._state.log_send("chuangrui", "sms", phone, send_id, content, **extra)
             self._last_extno[phone] = extno
         if valid:
             delay_s = (send_at - now).total_seconds() + self._config.push_delay_s
@@ -180,8 +187,9 @@ class Chuangrui:
         self, send_id: str, phones: list[str], content: str, at: datetime, delay_s: float
     ) -> None:
         by_state: dict[str, list[str]] = {}
+        rejected = AUDIT_REJECTED in content.upper()
         for phone in phones:
-            if AUDIT_REJECTED in content.upper():
+            if rejected:
                 state = AUDIT_REJECTED
             elif self._state.delivered(phone):
                 state = DELIVERED

@@ -59,6 +59,12 @@ class SandboxConfig(BaseSettings):
     push_attempts: int = Field(4, ge=1, description="Tries per push before giving up.")
     push_retry_s: float = Field(1.0, ge=0, description="First wait between push tries.")
     push_timeout_s: float = Field(5.0, gt=0)
+    push_workers: int = Field(
+        16, ge=1, description="Pushes in flight at once (workers, and the client's connections)."
+    )
+    push_thread: bool = Field(
+        True, description="Deliver pushes on a thread of their own (else on the app's loop)."
+    )
     undelivered_rate: float = Field(0.0, ge=0, le=1)
     latency_s: float = Field(0.0, ge=0)
     mms_audit_delay_s: float = Field(1.0, ge=0)

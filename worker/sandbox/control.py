@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
+from starlette.responses import Response
 
 from worker.sandbox.pushes import PushSender
 from worker.sandbox.state import ACCOUNTS, Faults, SandboxState
@@ -49,16 +51,27 @@ def control_router(
     router = APIRouter(prefix="/_sandbox")
 
     @router.get("/log")
-    async def send_log() -> list[dict[str, Any]]:
-        return list(state.sends.entries)
+    async def send_log() -> Response:
+        return _json(list(state.sends.entries))
+
+    @router.get("/log/summary")
+    async def send_summary(limit: int = 100) -> dict[str, Any]:
+        """Sends since the last reset, counted per number (not limited to the in-memory log):
+        total, distinct numbers, numbers sent more than once (the first `limit` of them)."""
+        return state.tally.summary(limit)
 
     @router.get("/requests")
-    async def request_log() -> list[dict[str, Any]]:
-        return list(state.requests.entries)
+    async def request_log() -> Response:
+        return _json(list(state.requests.entries))
 
     @router.get("/pushes")
-    async def push_log() -> dict[str, Any]:
-        return {"pending": pushes.pending, "done": list(state.pushes.entries)}
+    async def push_log() -> Response:
+        return _json({"pending": pushes.pending, "done": list(state.pushes.entries)})
+
+    @router.get("/pushes/summary")
+    async def push_summary() -> dict[str, Any]:
+        """Push counts since the last reset, without the log: pending, delivered, given up."""
+        return pushes.summary()
 
     @router.get("/faults")
     async def get_faults() -> Faults:
@@ -92,6 +105,12 @@ def control_router(
         return sender(request)
 
     return router
+
+
+def _json(content: Any) -> Response:
+    """The logs as JSON, straight from `json`: they hold only JSON types, and FastAPI's own
+    encoding of 200,000 entries would hold the event loop for seconds."""
+    return Response(json.dumps(content, ensure_ascii=False), media_type="application/json")
 
 
 def _apply(state: SandboxState, update: StateUpdate) -> None:

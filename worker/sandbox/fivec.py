@@ -338,8 +338,8 @@ class FiveC:
         now = self._state.clock.now()
         ready = self._state.clock.timestamp() + self._config.push_delay_s
         at = now + timedelta(seconds=self._config.push_delay_s)
-        for phone, words in messages:
-            self._state.log_send("fivec", "mms", phone, msgid, words, title=title)
+        self._state.log_sends("fivec", "mms", msgid, messages, title=title)
+        for phone, _ in messages:
             state = (
                 DELIVERED if self._state.delivered(phone) else self._state.rng.choice(FAILED_STATES)
             )

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from pydantic import BaseModel, Field
 
@@ -127,29 +127,80 @@ class Limits:
     def record(self, account: str, phones: Iterable[str]) -> None:
         self._roll_day()
         now = self._clock.timestamp()
+        last_sent, per_number, count = self._last_sent, self._per_number, 0
         for phone in phones:
-            self._last_sent[(account, phone)] = now
             key = (account, phone)
-            self._per_number[key] = self._per_number.get(key, 0) + 1
-            self._per_account[account] = self._per_account.get(account, 0) + 1
+            last_sent[key] = now
+            per_number[key] = per_number.get(key, 0) + 1
+            count += 1
+        self._per_account[account] = self._per_account.get(account, 0) + count
+
+
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+"""`json.dumps(entry, ensure_ascii=False)` without building an encoder for every line."""
 
 
 class JsonLog:
-    """An in-memory list of JSON objects, optionally appended to a JSON-lines file."""
+    """An in-memory list of JSON objects, optionally appended to a JSON-lines file.
+
+    The file stays open and is flushed once per `extend` (one request's messages), not once
+    per message: a 100-phone batch is one write.
+    """
 
     def __init__(self, limit: int, path: Path | None = None) -> None:
         self.entries: deque[dict[str, Any]] = deque(maxlen=limit)
         self._path = path
+        self._file: TextIO | None = None
 
     def append(self, entry: dict[str, Any]) -> None:
-        self.entries.append(entry)
+        self.extend([entry])
+
+    def extend(self, entries: list[dict[str, Any]]) -> None:
+        self.entries.extend(entries)
         if self._path is not None:
-            with self._path.open("a", encoding="utf-8") as file:
-                file.write(json.dumps(entry, ensure_ascii=False) + "\n")
-                file.flush()
+            if self._file is None:
+                self._file = self._path.open("a", encoding="utf-8")
+            self._file.write("".join(_encode(entry) + "\n" for entry in entries))
+            self._file.flush()
 
     def clear(self) -> None:
         self.entries.clear()
+
+
+class SendTally:
+    """How many times each number was sent since the last reset, kept as the sends happen so
+    that "was any number sent twice?" is answered at once for any number of sends (the
+    in-memory log keeps only the last `memory_log_limit` entries)."""
+
+    def __init__(self) -> None:
+        self._per_phone: dict[str, int] = {}
+        self._repeated: set[str] = set()
+        self._per_product: Counter[str] = Counter()
+
+    def add(self, product: str, phones: Iterable[str]) -> None:
+        per_phone, count = self._per_phone, 0
+        for phone in phones:
+            seen = per_phone.get(phone, 0)
+            per_phone[phone] = seen + 1
+            if seen:
+                self._repeated.add(phone)
+            count += 1
+        self._per_product[product] += count
+
+    def clear(self) -> None:
+        self._per_phone.clear()
+        self._repeated.clear()
+        self._per_product.clear()
+
+    def summary(self, limit: int) -> dict[str, Any]:
+        repeated = sorted(self._repeated)[:limit]
+        return {
+            "sends": sum(self._per_product.values()),
+            "numbers": len(self._per_phone),
+            "repeated": len(self._repeated),
+            "repeated_numbers": {phone: self._per_phone[phone] for phone in repeated},
+            "by_product": dict(self._per_product),
+        }
 
 
 class SandboxState:
@@ -161,6 +212,7 @@ class SandboxState:
         self.rng = random.Random(config.seed)
         self.limits = Limits(config, self.clock)
         self.sends = JsonLog(config.memory_log_limit, config.log_file)
+        self.tally = SendTally()
         self.requests = JsonLog(config.memory_log_limit)
         self.pushes = JsonLog(config.memory_log_limit)
         self.faults = Faults()
@@ -178,6 +230,7 @@ class SandboxState:
         self.clock.offset_s = 0.0
         self.limits.reset()
         self.sends.clear()
+        self.tally.clear()
         self.requests.clear()
         self.pushes.clear()
         self.faults = Faults()
@@ -191,16 +244,34 @@ class SandboxState:
         self, vendor: str, product: str, phone: str, ref: str, content: str, **extra: str
     ) -> None:
         """One accepted message to one phone, in the send log (memory and file)."""
-        entry: dict[str, Any] = {
-            "vendor": vendor,
-            "product": product,
-            "phone": phone,
-            "ref": ref,
-            "content": content,
-            "at": self.clock.now().isoformat(),
-        }
-        entry.update(extra)
-        self.sends.append(entry)
+        self.log_sends(vendor, product, ref, [(phone, content)], **extra)
+
+    def log_sends(
+        self,
+        vendor: str,
+        product: str,
+        ref: str,
+        messages: Sequence[tuple[str, str]],
+        **extra: str,
+    ) -> None:
+        """The messages (phone, content) one request had accepted, in the send log and the
+        tally: one entry per phone, all with the same `ref` and time."""
+        at = self.clock.now().isoformat()
+        self.sends.extend(
+            [
+                {
+                    "vendor": vendor,
+                    "product": product,
+                    "phone": phone,
+                    "ref": ref,
+                    "content": content,
+                    "at": at,
+                    **extra,
+                }
+                for phone, content in messages
+            ]
+        )
+        self.tally.add(f"{vendor}/{product}", (phone for phone, _ in messages))
 
     def delivered(self, phone: str) -> bool:
         """Whether this phone's receipt reports success (undeliverable list, then the rate)."""

@@ -206,13 +206,14 @@ class VeesingMms:
         extra = {"title": mms.title, "mms_id": mms_id}
         if send_at != now:
             extra["send_at"] = send_at.isoformat()
+        self._state.log_sends("veesing", "mms", task_id, [(p, mms.text) for p in phones], **extra)
+        receive_time = vendor_time(now + timedelta(seconds=delay_s))
         for phone in phones:
-            self._state.log_send("veesing", "mms", phone, task_id, mms.text, **extra)
             receipt = {
                 "mobile": phone,
                 "taskid": task_id,
                 "status": "1" if self._state.delivered(phone) else "0",
-                "receivetime": vendor_time(now + timedelta(seconds=delay_s)),
+                "receivetime": receive_time,
             }
             self._pushes.schedule(
                 "veesing_mms_receipt", self._config.veesing_mms_push_url, receipt, delay_s=delay_s

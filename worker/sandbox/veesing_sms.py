@@ -100,10 +100,11 @@ class VeesingSms:
         self._state.limits.record(ACCOUNT, phones)
         delay_s = (send_at - now).total_seconds() + self._config.push_delay_s
         extra = {} if send_at == now else {"send_at": send_at.isoformat()}
+        self._state.log_sends("veesing", "sms", task_id, [(p, content) for p in phones], **extra)
+        receive_time = vendor_time(now + timedelta(seconds=delay_s))
         for phone in phones:
-            self._state.log_send("veesing", "sms", phone, task_id, content, **extra)
             self._last_task[phone] = task_id
-            self._push_receipt(phone, task_id, now, delay_s)
+            self._push_receipt(phone, task_id, receive_time, delay_s)
         return v.ok(
             request,
             remain_point=str(account.balance),
@@ -112,7 +113,7 @@ class VeesingSms:
             accepted=True,
         )
 
-    def _push_receipt(self, phone: str, task_id: str, now: datetime, delay_s: float) -> None:
+    def _push_receipt(self, phone: str, task_id: str, receive_time: str, delay_s: float) -> None:
         delivered = self._state.delivered(phone)
         code = DELIVERED_CODE if delivered else self._state.rng.choice(FAILED_CODES)
         receipt = {
@@ -120,7 +121,7 @@ class VeesingSms:
             "taskid": task_id,
             "status": "1" if delivered else "0",
             "code": code,
-            "receivetime": vendor_time(now + timedelta(seconds=delay_s)),
+            "receivetime": receive_time,
         }
         self._pushes.schedule(
             "veesing_sms_receipt", self._config.veesing_sms_push_url, receipt, delay_s=delay_s
