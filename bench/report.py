@@ -17,6 +17,26 @@ import psutil
 from bench.figures import Figure
 
 RESULTS = Path(__file__).parent / "results"
+ROW_ORDER = [
+    "noop",
+    "single_jobs",
+    "single_ratio",
+    "single_accept",
+    "open_loop_p50",
+    "open_loop_p99",
+    "big_job_accept",
+    "big_job_submitted",
+    "big_job_reported",
+    "big_job_report_lag",
+    "receipt_pushes",
+    "receipt_pushes_accept",
+    "fivec_records",
+    "limiter_herald",
+    "limiter_limits",
+    "limiter_ratio",
+    "worker_rss",
+]
+"""The table's rows in the issue's order (1) to (8); a figure not listed comes last."""
 SAME = "″"
 """In a store's column, a figure that uses no store: the value is the first column's."""
 
@@ -46,9 +66,10 @@ def header(run: dict[str, Any]) -> str:
     box = run["machine"]
     commit = run["git"]["commit"] or "unknown"
     dirty = " (with uncommitted changes)" if run["git"]["dirty"] else ""
+    load = box.get("load_average") or ["?"]
     return (
         f"herald bench, {run['when']}, {box['cores']} cores, {box['memory_gb']} GB, "
-        f"load {box['load_average'][0]} at the start, "
+        f"load average {load[0]} at the start, "
         f"commit {commit[:10]}{dirty}, sizes: {run['size']}"
     )
 
@@ -61,7 +82,10 @@ def table(figures: list[Figure], stores: list[str], before: list[Figure] | None 
     """A Markdown table: a row per figure, a column per store."""
     earlier = {(f.key, f.store): f for f in before or []}
     rows: dict[str, dict[str | None, Figure]] = {}
-    for figure in figures:
+    ranked = sorted(
+        figures, key=lambda f: ROW_ORDER.index(f.key) if f.key in ROW_ORDER else len(ROW_ORDER)
+    )
+    for figure in ranked:
         rows.setdefault(figure.key, {})[figure.store] = figure
     head = ["figure", *stores, "target"]
     lines = [head, ["---"] * len(head)]
