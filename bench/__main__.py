@@ -75,12 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         print("no PostgreSQL answers at 127.0.0.1:5432", file=sys.stderr)
         return 2
     before = load_figures(args.compare) if args.compare else None
-    when, box = datetime.now(UTC).replace(microsecond=0), machine()
+    when, box, commit = datetime.now(UTC).replace(microsecond=0), machine(), git_commit()
     figures = with_targets(run_bench(stores, sizes, concurrency=args.concurrency))
     run: dict[str, Any] = {
         "when": when.isoformat(),
         "machine": box,
-        "git": git_commit(),
+        "git": commit,
         "size": "quick" if args.quick else "full",
         "sizes": dataclasses.asdict(sizes),
         "concurrency": args.concurrency,

@@ -57,7 +57,7 @@ class Figure:
     def shown(self) -> str:
         """The value with its unit, as the table prints it."""
         if self.value is None:
-            return "none"
+            return "not reached" if not self.complete else "none"
         if self.unit == "×":
             text = f"{self.value:.2f}×"
         elif self.unit == "ms":
