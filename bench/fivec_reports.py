@@ -63,7 +63,7 @@ def measure_fivec_records(
         detail = f"page stored {(page_at - queued_at).total_seconds():.1f} s after it was queued"
     else:
         seconds = time.monotonic() - started
-        detail = "" if page_at else "no page was stored"
+        detail = "page stored, not all applied" if page_at else "no page was stored"
     return Figure.rate(
         KEY,
         "(6) 5C report records applied/s (one page)",
