@@ -70,6 +70,22 @@ def up() -> None:
     sys.exit(run_local_system(click.echo))
 
 
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.argument("options", nargs=-1, type=click.UNPROCESSED)
+def bench(options: tuple[str, ...]) -> None:
+    """Measure herald's throughput beside plain Celery (`python -m bench`, same options; a
+    clone of the repository only: the bench is not installed with herald)."""
+    import subprocess
+
+    clone = Path(__file__).resolve().parent.parent
+    if not (clone / "bench" / "__main__.py").is_file():
+        raise click.ClickException(f"no bench/ beside {clone / 'worker'}: run it from a clone")
+    sys.exit(subprocess.call([sys.executable, "-m", "bench", *options], cwd=clone))
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 def health(as_json: bool) -> None:

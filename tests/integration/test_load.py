@@ -5,7 +5,8 @@ Small in CI (10 jobs × 1,000 recipients, 2 worker processes); `HERALD_LOAD_JOBS
 `HERALD_LOAD_RECIPIENTS` give the full sizes (20 × 5,000, or 1 × 100,000). The store is a
 PostgreSQL database of its own when one answers (where claims use `SKIP LOCKED`), SQLite else.
 Asserts correctness only: every recipient `delivered`, none `unknown` or left behind, each
-number sent exactly once by the sandbox's own log.
+number sent exactly once by the sandbox's own count of its sends (the module has a sandbox of
+its own, so every send it counts is this test's).
 """
 
 from __future__ import annotations
@@ -103,8 +104,5 @@ def test_every_recipient_of_big_jobs_is_delivered_once(system: System, store: En
         raise AssertionError(message) from None
 
     assert counts_by_status(store, job_ids) == Counter({"delivered": total})
-    sends = httpx.get(f"{system.sandbox_url}/_sandbox/log", timeout=60).json()
-    ours = {number for job in range(JOBS) for number in numbers(job)}
-    sent = Counter(s["phone"] for s in sends if s["phone"] in ours)
-    assert set(sent) == ours
-    assert [phone for phone, times in sent.items() if times > 1] == []
+    sent = httpx.get(f"{system.sandbox_url}/_sandbox/log/summary", timeout=60).json()
+    assert (sent["sends"], sent["numbers"], sent["repeated_numbers"]) == (total, total, {})
