@@ -35,6 +35,7 @@ import redis
 from sqlmodel import col, select
 
 from tasks.audit import ready_to_send
+from tasks.batching import batches_by_text
 from tasks.limiters import limiter_for
 from tasks.routing import breaker_reason, failover_target, move_to_vendor
 from tasks.senders import sender_for
@@ -165,11 +166,9 @@ def deliver_via(job: Job, vendor: str) -> int:
             )
         if not claimed:
             return calls
-        together = [d for d in claimed if not d.send_alone]
-        batches = [together] if together else []
-        batches += [[d] for d in claimed if d.send_alone]
         calls += sum(
-            send_batch(job, vendor, limiter, batch, claimed_at=claimed_at) for batch in batches
+            send_batch(job, vendor, limiter, batch, claimed_at=claimed_at)
+            for batch in batches_by_text(claimed)
         )
 
 

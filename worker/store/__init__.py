@@ -5,7 +5,8 @@ holds one part; everything callers use is importable from here:
 
 - `models`: the tables; `db`: engines and sessions; `migrate`: schema migrations (Alembic,
   imported only where the schema is brought up to date: `from worker.store import migrate`)
-- `jobs`: storing and reading jobs; `deliveries`: the delivery state machine
+- `jobs`: storing and reading jobs; `counts`: a job's recipients by status
+- `deliveries`: the delivery state machine
 - `sweeper`: due, stale and lost deliveries; `audits`: MMS contents and their audit
 - `reports`: applying a vendor's delivery report; `pushes`: stored pushes and inbound replies
 - `suppressions`: the opt-out list; `balances`: vendor balances
@@ -28,6 +29,7 @@ from worker.store.audits import (
     settle_audits,
 )
 from worker.store.balances import balances, record_balance
+from worker.store.counts import status_counts
 from worker.store.db import get_engine, make_engine, reset_engine, session_scope
 from worker.store.deliveries import (
     cancel_job,
@@ -106,6 +108,7 @@ __all__ = [  # noqa: RUF022 (grouped by module, not sorted)
     "job_by_idempotency_key",
     "job_status",
     "mark_enqueued",
+    "status_counts",
     # delivery status changes
     "cancel_job",
     "claim_for_sending",
