@@ -36,6 +36,7 @@ import redis
 from sqlmodel import Session, col, select
 
 from tasks.audit import ready_to_send
+from tasks.batching import batches_by_text
 from tasks.limiters import limiter_for
 from tasks.routing import breaker_reason, failover_target, move_to_vendor
 from tasks.senders import sender_for
@@ -206,9 +207,7 @@ def deliver_via(job: Job, vendor: str, budget: RunBudget) -> int:
             sendable = drop_suppressed(session, job, claimed)
         if not claimed:
             return calls
-        together = [d for d in sendable if not d.send_alone]
-        batches = [together] if together else []
-        batches += [[d] for d in sendable if d.send_alone]
+        batches = batches_by_text(sendable)
         for index, batch in enumerate(batches):
             if index > 0 and budget.spent():
                 give_back(batches[index:], claimed_at=claimed_at)

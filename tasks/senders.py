@@ -46,14 +46,14 @@ def sender_for(job: Job, vendor: str) -> Sender:
             sms = VeesingSms(http_client(), settings.veesing_sms_base, veesing_credentials())
 
             def send_sms(batch: Sequence[Delivery]) -> str:
-                return sms.send_group(_phones(batch), job.content).task_id
+                return sms.send_group(_phones(batch), batch_text(job, batch)).task_id
 
             return Sender(settings.batch_size, send_sms)
         case ("chuangrui", Channel.SMS):
             chuangrui = chuangrui_adapter(settings)
-            sign, text = split_signature(job.content, settings.chuangrui_sign)
 
             def send_chuangrui(batch: Sequence[Delivery]) -> str:
+                sign, text = split_signature(batch_text(job, batch), settings.chuangrui_sign)
                 return chuangrui.send(_phones(batch), text, sign).send_id
 
             return Sender(settings.batch_size, send_chuangrui)
@@ -98,6 +98,12 @@ def sender_for(job: Job, vendor: str) -> Sender:
 
 def _phones(batch: Sequence[Delivery]) -> list[str]:
     return [d.phone for d in batch]
+
+
+def batch_text(job: Job, batch: Sequence[Delivery]) -> str:
+    """The SMS text of a batch: its recipients' own rendered text (a personalised job; every
+    recipient of a batch has the same one, `tasks.batching`), else the job's content."""
+    return batch[0].text or job.content
 
 
 def split_signature(content: str, configured: str | None) -> tuple[str, str]:

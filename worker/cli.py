@@ -9,12 +9,13 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
+from rich.console import Console
 
 from worker.cli_admin import db, keys
-from worker.cli_jobs import jobs, status
+from worker.cli_jobs import follow, jobs, status
 from worker.cli_output import print_json
 from worker.clients import fivec_adapter
 from worker.display import display_optional, display_time
@@ -25,9 +26,10 @@ from worker.errors import (
     JobNotFound,
     VendorError,
 )
-from worker.jobs import cancel_job
+from worker.jobs import cancel_job, read_job
 from worker.names import POLL_BALANCES_TASK
-from worker.producer import Accepted, submit_mms, submit_sms, submit_voice
+from worker.producer import Accepted, submit_mms, submit_sms, submit_sms_file, submit_voice
+from worker.recipients_file import describe
 from worker.schemas import BalanceRead, InboundPublic, JobAccepted, VendorReport
 from worker.settings import PRODUCTS, get_settings, vendor_configured
 from worker.store import (
@@ -110,8 +112,19 @@ def send() -> None:
 
 
 @send.command("sms")
-@click.option("--to", "to", multiple=True, required=True, help="A mobile number; repeatable.")
-@click.option("--content", required=True, help="The text, with its 【signature】.")
+@click.option("--to", "to", multiple=True, help="A mobile number; repeatable.")
+@click.option(
+    "--to-file",
+    type=click.File("rb"),
+    default=None,
+    help="The numbers from a file, - for stdin: a CSV whose header names a phone column and "
+    "the placeholders' columns, or one number a line.",
+)
+@click.option(
+    "--content",
+    required=True,
+    help="The text, with its 【signature】; {name} is replaced by each recipient's value of name.",
+)
 @click.option("--vendor", default=None, help="An SMS vendor; default HERALD_DEFAULT_SMS_VENDOR.")
 @click.option(
     "--purpose",
@@ -122,21 +135,31 @@ def send() -> None:
 @click.option("--send-at", default=None, help="ISO time with offset: send then, not before.")
 @click.option("--expires-at", default=None, help="ISO time with offset: never send after it.")
 @click.option("--idempotency-key", default=None, help="The same key returns the first job.")
+@click.option(
+    "--wait/--no-wait",
+    default=None,
+    help="Follow the job with a progress bar until every recipient is final "
+    "(the default with --to-file).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 def send_sms(
     to: tuple[str, ...],
+    to_file: BinaryIO | None,
     content: str,
     vendor: str | None,
     purpose: str | None,
     send_at: str | None,
     expires_at: str | None,
     idempotency_key: str | None,
+    wait: bool | None,
     as_json: bool,
 ) -> None:
-    """Send one SMS content to one or more numbers; prints the job id."""
+    """Send one SMS content to one or more numbers, or to the numbers of a file; prints the
+    job id. A file with a bad line queues nothing: every bad line is listed."""
+    if bool(to) == (to_file is not None):
+        raise click.UsageError("give either --to (repeatable) or --to-file")
     migrate.upgrade()
     fields: dict[str, Any] = {
-        "to": list(to),
         "content": content,
         "vendor": vendor,
         "purpose": purpose,
@@ -144,7 +167,50 @@ def send_sms(
         "expires_at": expires_at,
         "idempotency_key": idempotency_key,
     }
-    print_accepted(accept_or_exit(submit_sms, fields), as_json)
+    if to_file is None:
+        accepted = accept_or_exit(submit_sms, {"to": list(to), **fields})
+    else:
+        accepted = accept_file_or_exit(to_file.read(), fields)
+    print_accepted(accepted, as_json)
+    if wait if wait is not None else to_file is not None:
+        follow_or_exit(accepted.id)
+
+
+def accept_file_or_exit(data: bytes, fields: dict[str, Any]) -> Accepted:
+    """Accept a job from a file's bytes, or list every problem (each bad line by its number,
+    then how many) and exit 2 with nothing queued."""
+    given = {k: v for k, v in fields.items() if v is not None}
+    try:
+        accepted, recipients = submit_sms_file(data, api_key_name=CLI_CALLER, **given)
+    except InvalidInput as exc:
+        for problem in exc.problems:
+            click.echo(describe(problem), err=True)
+        bad_lines = {p.field.split(".")[1] for p in exc.problems if p.field.startswith("line.")}
+        others = sum(1 for p in exc.problems if not p.field.startswith("line."))
+        summary = [counted(len(bad_lines), "bad line")] if bad_lines else []
+        summary += [counted(others, "other problem")] if others else []
+        click.echo(f"{', '.join(summary)}; nothing was queued", err=True)
+        sys.exit(2)
+    dropped = recipients.duplicates
+    said = f" ({counted(dropped, 'duplicate')} dropped)" if dropped else ""
+    click.echo(f"{counted(len(recipients.recipients), 'recipient')}{said}", err=True)
+    return accepted
+
+
+def counted(count: int, thing: str) -> str:
+    return f"{count} {thing}" if count == 1 else f"{count} {thing}s"
+
+
+def follow_or_exit(job_id: str) -> None:
+    """The job's progress bar on stderr (stdout keeps only the job id, for scripts) until every
+    recipient is final."""
+    with session_scope() as session:
+        job = read_job(session, job_id=job_id)
+    try:
+        follow(job, timeout_s=None, out=Console(stderr=True))
+    except KeyboardInterrupt:
+        click.echo(f"stopped following; job {job_id} goes on (herald status {job_id})", err=True)
+        sys.exit(130)
 
 
 @send.command("mms")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -162,16 +162,80 @@ class CapOptions(JobOptions):
     )
 
 
-class SmsContent(ProducerInput):
-    to: Recipients = Field(description="Mainland China mobile numbers, each at most once.")
-    content: Annotated[str, Field(min_length=1), AfterValidator(no_emoji)] = Field(
-        description="The text, with its 【signature】 unless HERALD_SMS_SIGNATURE is set."
+class SmsRecipient(ProducerInput):
+    """One number of an SMS job, with the values of the content's `{placeholders}` for it."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    phone: Mobile = Field(description="A mainland China mobile number.")
+    values: dict[str, str] = Field(
+        default_factory=dict,
+        description="This number's value of each `{placeholder}` of the content, by name.",
     )
-    vendor: str | None = Field(None, description="A configured SMS vendor; default the setting.")
+
+    @field_validator("values")
+    @classmethod
+    def storable_values(cls, values: dict[str, str]) -> dict[str, str]:
+        for name, value in values.items():
+            storable(name)
+            storable(value)
+        return values
+
+
+def number_or_recipient(value: Any, handler: ValidatorFunctionWrapHandler) -> SmsRecipient:
+    """A plain number is a recipient without values; its problem stays at `to[i]`, as before
+    recipients could carry values."""
+    if isinstance(value, str):
+        return SmsRecipient(phone=normalise_mobile(value))
+    recipient: SmsRecipient = handler(value)
+    return recipient
+
+
+def distinct_recipients(recipients: list[SmsRecipient]) -> list[SmsRecipient]:
+    distinct_numbers([r.phone for r in recipients])
+    return recipients
+
+
+SmsRecipientIn = Annotated[
+    SmsRecipient, WrapValidator(number_or_recipient, json_schema_input_type=str | SmsRecipient)
+]
+SmsRecipients = Annotated[
+    list[SmsRecipientIn], Field(min_length=1), AfterValidator(distinct_recipients)
+]
+
+
+SmsText = Annotated[str, Field(min_length=1), AfterValidator(no_emoji)]
+SMS_TEXT = (
+    "The text, with its 【signature】 unless HERALD_SMS_SIGNATURE is set; "
+    "`{name}` is replaced by each recipient's value of `name`."
+)
+SMS_VENDOR = "A configured SMS vendor; default the setting."
+
+
+class SmsContent(ProducerInput):
+    to: SmsRecipients = Field(
+        description="Mainland China mobile numbers, each at most once: a number, or "
+        '`{"phone": ..., "values": {...}}` with the values of the content\'s placeholders.'
+    )
+    content: SmsText = Field(description=SMS_TEXT)
+    vendor: str | None = Field(None, description=SMS_VENDOR)
+
+    def phones(self) -> list[str]:
+        return [r.phone for r in self.to]
 
 
 class SmsRequest(CapOptions, SmsContent):
     """`POST /v1/sms`: one content to one or more numbers."""
+
+
+class SmsFileText(ProducerInput):
+    content: SmsText = Field(description=SMS_TEXT)
+    vendor: str | None = Field(None, description=SMS_VENDOR)
+
+
+class SmsFileOptions(CapOptions, SmsFileText):
+    """`POST /v1/sms/file`: an SMS request's fields but `to`, whose numbers (and placeholder
+    values) are the file's."""
 
 
 def valid_base64(value: str) -> str:

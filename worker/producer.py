@@ -7,6 +7,7 @@ down, the job is still accepted and the sweeper enqueues it later (`HERALD_REQUE
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -18,13 +19,17 @@ from worker.errors import FieldProblem, InvalidInput
 from worker.messages import (
     MmsRequest,
     PersonalisedMmsRequest,
+    SmsRecipient,
     SmsRequest,
     VoiceRequest,
     distinct_numbers,
     has_signature,
+    no_emoji,
 )
 from worker.mms import MMS_VALIDATORS, Frame, Media, Mms, mms_to_payload
 from worker.names import SEND_JOB_TASK
+from worker.placeholders import placeholders, render
+from worker.recipients_file import RecipientsFile, read_recipients
 from worker.settings import MMS_VENDORS, SMS_VENDORS, VOICE_VENDORS, get_settings, vendor_configured
 from worker.store import (
     NewJob,
@@ -62,42 +67,128 @@ def submit_sms(
     """
     if request is None:
         request = parse_request(SmsRequest, fields)
+    return accept(sms_job(request, api_key_name=api_key_name))
+
+
+def submit_sms_file(
+    data: bytes, /, *, api_key_name: str | None = None, **fields: Any
+) -> tuple[Accepted, RecipientsFile]:
+    """Accept an SMS job whose recipients are a file (`worker.recipients_file`): `fields` are
+    an SMS request's but `to`. Every bad line and every broken rule is reported at once, each
+    recipient's by its line (`line.17.values.name`); then nothing is stored or queued."""
+    try:
+        recipients = read_recipients(data)
+    except InvalidInput as exc:
+        problems = exc.problems
+        recipients = None
+    else:
+        problems = []
+    try:
+        request = parse_request(SmsRequest, {**fields, "to": recipients.to() if recipients else []})
+        job = sms_job(request, api_key_name=api_key_name)
+    except InvalidInput as exc:
+        problems += file_problems(exc.problems, recipients, fields.get("content"))
+    raise_if(problems)
+    assert recipients is not None
+    return accept(job), recipients
+
+
+def file_problems(
+    problems: list[FieldProblem], recipients: RecipientsFile | None, content: object
+) -> list[FieldProblem]:
+    """The problems of a request built from a file, in the file's terms. A placeholder that no
+    column names is one problem of the content, not one on every line."""
+    if recipients is None:  # the file's own problems are reported; its empty `to` is no news
+        return [p for p in problems if not p.field.startswith("to")]
+    unnamed = [n for n in placeholders(str(content or "")) if n not in recipients.columns]
+    said = {f"no value for the placeholder {{{name}}}" for name in unnamed}
+    columns = ", ".join(recipients.columns) or "none but the number"
+    return [
+        *(
+            FieldProblem(
+                "content",
+                f"the placeholder {{{name}}} names no column of the file (its columns: {columns})",
+            )
+            for name in unnamed
+        ),
+        *(recipients.in_file_terms(p) for p in problems if p.rule not in said),
+    ]
+
+
+def sms_job(request: SmsRequest, *, api_key_name: str | None) -> NewJob:
+    """The job an SMS request makes, once it keeps every rule; `InvalidInput` otherwise."""
     settings = get_settings()
     content = with_signature(request.content, settings.sms_signature)
     vendor = request.vendor or settings.default_sms_vendor
-    problems = common_problems(request.to, vendor, SMS_VENDORS)
-    if len(content) > settings.sms_max_chars:
-        problems.append(
-            FieldProblem(
-                "content", f"at most {settings.sms_max_chars} characters, got {len(content)}"
-            )
-        )
-    if not has_signature(content):
-        problems.append(
-            FieldProblem(
-                "content",
-                "must begin or end with a 【signature】 of 2-16 characters "
-                "(or set HERALD_SMS_SIGNATURE)",
-            )
-        )
+    phones = request.phones()
+    problems = common_problems(phones, vendor, SMS_VENDORS)
+    texts: dict[str, str] | None = None
+    if placeholders(content):
+        texts, personal_problems = personalised_texts(content, request.to)
+        problems += personal_problems
+    else:
+        problems += [FieldProblem("content", rule) for rule in sms_text_rules(content)]
     callback_url = webhook_address(request.callback_url, problems)
     raise_if(problems)
-    return accept(
-        NewJob(
-            channel=Channel.SMS,
-            vendor=vendor,
-            purpose=request.purpose,
-            content=content,
-            on_daily_cap=request.on_daily_cap,
-            allow_failover=request.allow_failover,
-            phones=request.to,
-            send_at=request.send_at,
-            expires_at=request.expires_at,
-            idempotency_key=request.idempotency_key,
-            api_key_name=api_key_name,
-            callback_url=callback_url,
-        )
+    return NewJob(
+        channel=Channel.SMS,
+        vendor=vendor,
+        purpose=request.purpose,
+        content=content,
+        texts=texts,
+        on_daily_cap=request.on_daily_cap,
+        allow_failover=request.allow_failover,
+        phones=phones,
+        send_at=request.send_at,
+        expires_at=request.expires_at,
+        idempotency_key=request.idempotency_key,
+        api_key_name=api_key_name,
+        callback_url=callback_url,
     )
+
+
+def personalised_texts(
+    template: str, recipients: Sequence[SmsRecipient]
+) -> tuple[dict[str, str], list[FieldProblem]]:
+    """Each recipient's text, rendered from the template and its values, and every problem:
+    a placeholder without a value (`to[3].values.name`), a value with emoji, a rendered text
+    that breaks an SMS rule (`to[3]`)."""
+    names = placeholders(template)
+    texts: dict[str, str] = {}
+    problems: list[FieldProblem] = []
+    for index, recipient in enumerate(recipients):
+        where = f"to[{index}]"
+        missing = [name for name in names if not recipient.values.get(name)]
+        problems += [
+            FieldProblem(f"{where}.values.{name}", f"no value for the placeholder {{{name}}}")
+            for name in missing
+        ]
+        if missing:
+            continue
+        for name in names:
+            try:
+                no_emoji(recipient.values[name])
+            except ValueError as exc:
+                problems.append(FieldProblem(f"{where}.values.{name}", str(exc)))
+        text = render(template, recipient.values)
+        problems += [FieldProblem(where, f"its text: {rule}") for rule in sms_text_rules(text)]
+        texts[recipient.phone] = text
+    return texts, problems
+
+
+def sms_text_rules(text: str) -> list[str]:
+    """The rules an SMS text breaks, of those every text keeps: the length cap (after
+    rendering) and a 【signature】 at one end."""
+    max_chars = get_settings().sms_max_chars
+    rules: list[str] = []
+    if len(text) > max_chars:
+        rules.append(f"at most {max_chars} characters, got {len(text)}")
+    if not has_signature(text):
+        rules.append(
+            "must begin or end with a 【signature】 of 2-16 characters "
+            "(or set HERALD_SMS_SIGNATURE)"
+        )
+    return rules
 
 
 def submit_mms(

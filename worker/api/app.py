@@ -5,7 +5,6 @@ worker/ui/)."""
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,12 +19,12 @@ from worker import log_format, log_redaction
 from worker.api import auth, callbacks, docs, messages, metrics, operators, producers
 from worker.api.body_limit import BodySizeLimit
 from worker.api.deps import STORE_RETRY_AFTER_S
+from worker.api.responses import field_location
 from worker.errors import InvalidInput, StoreUnavailable
 from worker.store import migrate
 from worker.store.db import OUTAGE_ERRORS, is_store_outage
 from worker.ui import install as install_ui
 
-INDEXED_PART = re.compile(r"^(\w+)\[(\d+)\]$")
 SERVER_LOGGERS = ("uvicorn", "uvicorn.access", "uvicorn.error")
 
 
@@ -112,18 +111,6 @@ def quotable(value: str | bytes) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     return value.encode("utf-8", errors="replace").decode("utf-8")
-
-
-def field_location(field: str) -> list[str | int]:
-    """`frames[3].media.type` or `to.0` as FastAPI writes locations: `frames, 3, media, type`."""
-    location: list[str | int] = []
-    for part in field.split("."):
-        indexed = INDEXED_PART.match(part)
-        if indexed:
-            location += [indexed.group(1), int(indexed.group(2))]
-        else:
-            location.append(int(part) if part.isdigit() else part)
-    return location
 
 
 api = create_api()

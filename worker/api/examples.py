@@ -42,6 +42,19 @@ SMS: dict[str, Example] = {
         },
         "Sent regardless of opt-outs; never after `expires_at`; sent once per idempotency key.",
     ),
+    "personalised": example(
+        "A personalised text for each number",
+        {
+            "to": [
+                {"phone": "13800138000", "values": {"name": "张三", "code": "4821"}},
+                {"phone": "13900139000", "values": {"name": "李四", "code": "7730"}},
+            ],
+            "content": "【Herald】尊敬的{name}，您的验证码是{code}",
+            "purpose": "verification",
+        },
+        "Each `{placeholder}` is filled from the number's `values`; a missing value answers 422 "
+        "naming it (`to, 1, values, name`). Each distinct text goes in its own vendor call.",
+    ),
     "scheduled": example(
         "A notice sent later through Chuangrui",
         {

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
-from worker.api import examples
+from worker.api import examples, upload
 from worker.api.auth import ApiKeyName, require_api_key
 from worker.api.deps import SessionDep
 from worker.api.responses import error, errors
-from worker.errors import JobNotCancellable, JobNotFound
+from worker.errors import FieldProblem, InvalidInput, JobNotCancellable, JobNotFound
 from worker.jobs import cancel_job, read_job
 from worker.messages import MmsRequest, PersonalisedMmsRequest, SmsRequest, VoiceRequest
 from worker.producer import (
@@ -23,6 +25,7 @@ from worker.producer import (
     submit_mms,
     submit_personalised_mms,
     submit_sms,
+    submit_sms_file,
     submit_voice,
 )
 from worker.schemas import EXAMPLE_JOB_ID, JobAccepted, JobPublic
@@ -64,6 +67,37 @@ def post_sms(
     【signature】 unless HERALD_SMS_SIGNATURE adds one. A repeated idempotency key answers the
     first job."""
     return accepted_response(submit_sms(request, api_key_name=caller))
+
+
+@router.post(
+    "/v1/sms/file",
+    summary="Send an SMS to the numbers of a file",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobAccepted,
+    response_description=ACCEPTED,
+    responses={**ACCEPTING, **upload.UNSUPPORTED_MEDIA_TYPE},
+    openapi_extra=upload.openapi(),
+)
+async def post_sms_file(request: Request, caller: ApiKeyName) -> JSONResponse:
+    """Accept an SMS job whose numbers are a file: the body as `text/csv` with the options as
+    query parameters, or a `multipart/form-data` upload (a `file` part, the options as form
+    fields). A CSV's header names the phone column (phone, mobile, number, 手机号; else the
+    first) and the columns whose values fill the content's `{placeholders}`; or one number a
+    line. Duplicates are dropped; any bad line answers 422 naming it (`body, line, 17`) and the
+    rule, every bad line at once, and nothing is stored."""
+    received = await upload.read_upload(request)
+    problems = (
+        [FieldProblem("to", "the numbers are the file's")] if "to" in received.options else []
+    )
+    try:
+        if problems:
+            raise InvalidInput(problems)
+        accepted, _ = await run_in_threadpool(
+            submit_sms_file, received.data, api_key_name=caller, **received.options
+        )
+    except InvalidInput as exc:
+        raise RequestValidationError(received.located(exc.problems)) from None
+    return accepted_response(accepted)
 
 
 @router.post(

@@ -9,11 +9,14 @@ rules checked by `worker.producer` answer too (worker/api/app.py).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from worker.api.deps import STORE_RETRY_AFTER_S
+
+INDEXED_PART = re.compile(r"^(\w+)\[(\d+)\]$")
 
 
 class ErrorDetail(BaseModel):
@@ -99,3 +102,15 @@ STANDARD: dict[int, dict[str, Any]] = {
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The standard answers for `codes` (401, 403, 413, 422, 503), as a route's `responses=`."""
     return {code: STANDARD[code] for code in codes}
+
+
+def field_location(field: str) -> list[str | int]:
+    """`frames[3].media.type` or `to.0` as FastAPI writes locations: `frames, 3, media, type`."""
+    location: list[str | int] = []
+    for part in field.split("."):
+        indexed = INDEXED_PART.match(part)
+        if indexed:
+            location += [indexed.group(1), int(indexed.group(2))]
+        else:
+            location.append(int(part) if part.isdigit() else part)
+    return location

@@ -5,7 +5,8 @@ holds one part; everything callers use is importable from here:
 
 - `models`: the tables; `db`: engines and sessions; `migrate`: schema migrations (Alembic,
   imported only where the schema is brought up to date: `from worker.store import migrate`)
-- `jobs`: storing and reading jobs; `deliveries`: the delivery state machine
+- `jobs`: storing and reading jobs; `counts`: a job's recipients by status
+- `deliveries`: the delivery state machine
 - `sweeper`: due, stale and lost deliveries; `audits`: MMS contents and their audit
 - `reports`: applying a vendor's delivery report; `pushes`: stored pushes and inbound replies
 - `suppressions`: the opt-out list; `balances`: vendor balances
