@@ -92,7 +92,23 @@ class Delivery(SQLModel, table=True):
     keeps what a report says beyond its status (voice talk time and remark)."""
 
     __table_args__ = (
-        sa.Index("ix_delivery_report_key", "vendor", "channel", "vendor_ref", "phone"),
+        # Reports name a vendor reference; a recipient not sent yet has none and no entry.
+        sa.Index(
+            "ix_delivery_report_key",
+            "vendor",
+            "channel",
+            "vendor_ref",
+            "phone",
+            postgresql_where=sa.text("vendor_ref IS NOT NULL"),
+            sqlite_where=sa.text("vendor_ref IS NOT NULL"),
+        ),
+        # Due release: only recipients that wait for a time have an entry.
+        sa.Index(
+            "ix_delivery_not_before",
+            "not_before",
+            postgresql_where=sa.text("not_before IS NOT NULL"),
+            sqlite_where=sa.text("not_before IS NOT NULL"),
+        ),
         # A job's recipients in job order, a page at a time (worker/store/search.py).
         sa.Index("ix_delivery_job_id_id", "job_id", "id"),
         # A job's counts by status (read from the index alone), its recipients in one status.
@@ -111,7 +127,7 @@ class Delivery(SQLModel, table=True):
     status: DeliveryStatus = Field(sa_type=_enum_column(DeliveryStatus), index=True)
     vendor_ref: str | None = Field(default=None, max_length=64)
     vendor_status: str | None = Field(default=None, max_length=64)
-    not_before: datetime | None = Field(default=None, sa_column=_time_column(index=True))
+    not_before: datetime | None = Field(default=None, sa_column=_time_column())
     claimed_at: datetime | None = Field(default=None, sa_column=_time_column())
     submitted_at: datetime | None = Field(default=None, sa_column=_time_column())
     reported_at: datetime | None = Field(default=None, sa_column=_time_column())
