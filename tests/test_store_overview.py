@@ -27,10 +27,10 @@ from worker.store.overview import (
     DeferralRule,
     deferred_by_rule,
     deferred_page,
+    job_counts,
     recent_jobs,
     recipients_page,
     sent_since,
-    status_counts_of_jobs,
 )
 
 pytestmark = pytest.mark.usefixtures("store_url")
@@ -82,7 +82,7 @@ def test_counts_by_status_of_several_jobs_come_from_one_group_by() -> None:
     move_first(first, 1, DeliveryStatus.CANCELLED)
 
     with session_scope() as session:
-        counts = status_counts_of_jobs(session, [first, second, empty])
+        counts = job_counts(session, [first, second, empty])
 
     assert dict(counts[first].by_status) == {
         DeliveryStatus.QUEUED: 5,
@@ -100,10 +100,10 @@ def test_progress_is_100_only_when_every_recipient_is_final() -> None:
     job_id = stored_job(3)
     move_first(job_id, 2, DeliveryStatus.FAILED)
     with session_scope() as session:
-        assert status_counts_of_jobs(session, [job_id])[job_id].progress == 66
+        assert job_counts(session, [job_id])[job_id].progress == 66
     move_first(job_id, 1, DeliveryStatus.CANCELLED)
     with session_scope() as session:
-        counts = status_counts_of_jobs(session, [job_id])[job_id]
+        counts = job_counts(session, [job_id])[job_id]
     assert counts.progress == 100
     assert counts.status is JobStatus.COMPLETED
 

@@ -33,7 +33,6 @@ from worker.store import (
     utcnow,
 )
 from worker.ui.masking import mask_phone
-from worker.ui.time import display_time
 from worker.ui.vendors import breaker_of
 
 pytestmark = [
@@ -439,11 +438,3 @@ def test_keyless_on_loopback_the_page_opens_without_credentials(client: TestClie
 )
 def test_mask_phone(phone: str, masked: str) -> None:
     assert mask_phone(phone) == masked
-
-
-def test_display_time_is_in_the_display_zone(settings_env: SettingsEnv) -> None:
-    assert display_time(CREATED) == "2026-11-24 16:00:00"
-    assert display_time(CREATED.replace(tzinfo=None)) == "2026-11-24 16:00:00"
-    assert display_time(None) == ""
-    settings_env.setenv("HERALD_DISPLAY_TZ", "America/New_York")
-    assert display_time(CREATED) == "2026-11-24 03:00:00"

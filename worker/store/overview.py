@@ -20,6 +20,7 @@ from sqlmodel import Session, col, func, select
 from worker.enums import FINAL, DeliveryStatus, JobStatus
 from worker.store.jobs import job_status_of
 from worker.store.models import Delivery, Job
+from worker.store.search import status_counts_of_jobs
 
 
 class DeferralRule(StrEnum):
@@ -88,19 +89,10 @@ def recent_jobs(session: Session, *, limit: int, offset: int = 0) -> list[Job]:
     return list(session.exec(statement))
 
 
-def status_counts_of_jobs(session: Session, job_ids: Sequence[str]) -> dict[str, JobCounts]:
-    """Each job's recipients counted by status, in one GROUP BY; every id given has an entry."""
-    counts: dict[str, dict[DeliveryStatus, int]] = {job_id: {} for job_id in job_ids}
-    if not job_ids:
-        return {}
-    statement = (
-        select(Delivery.job_id, Delivery.status, func.count())
-        .where(col(Delivery.job_id).in_(job_ids))
-        .group_by(col(Delivery.job_id), col(Delivery.status))
-    )
-    for job_id, status, count in session.exec(statement):
-        counts[job_id][DeliveryStatus(status)] = int(count)
-    return {job_id: JobCounts(by_status) for job_id, by_status in counts.items()}
+def job_counts(session: Session, job_ids: Sequence[str]) -> dict[str, JobCounts]:
+    """Each job's recipients counted by status (one GROUP BY); every id given has an entry."""
+    counts = status_counts_of_jobs(session, job_ids)
+    return {job_id: JobCounts(counts.get(job_id, {})) for job_id in job_ids}
 
 
 def recipients_page(

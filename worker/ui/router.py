@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlencode
@@ -21,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from worker.api.deps import SessionDep
+from worker.display import display_optional
 from worker.enums import DeliveryStatus, Purpose
 from worker.settings import get_settings
 from worker.store import Job, get_job, inbound_messages, suppressions, utcnow
@@ -28,19 +30,18 @@ from worker.store.overview import (
     DeferralRule,
     deferred_by_rule,
     deferred_page,
+    job_counts,
     recent_jobs,
     recipients_page,
-    status_counts_of_jobs,
 )
 from worker.ui.auth import require_operator
 from worker.ui.masking import mask_phone, mask_text
-from worker.ui.time import display_time
 from worker.ui.vendors import breaker_redis, product_rows
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters["thousands"] = lambda n: f"{n:,}"
-templates.env.filters["when"] = display_time
+templates.env.filters["when"] = partial(display_optional, absent="")
 
 router = APIRouter(prefix="/ui", include_in_schema=False, dependencies=[Depends(require_operator)])
 
@@ -164,7 +165,7 @@ def jobs_page(
     """Recent jobs, newest first, each with its progress and its recipients by status."""
     rows = recent_jobs(session, limit=JOBS_PER_PAGE + 1, offset=(page - 1) * JOBS_PER_PAGE)
     jobs, pager = page_of(rows, page, JOBS_PER_PAGE)
-    counts = status_counts_of_jobs(session, [job.id for job in jobs])
+    counts = job_counts(session, [job.id for job in jobs])
     return render(
         request,
         "jobs.html",
@@ -199,7 +200,7 @@ def job_page(
             message=f"No job has the id {job_id}.",
             status_code=status.HTTP_404_NOT_FOUND,
         )
-    counts = status_counts_of_jobs(session, [job.id])[job.id]
+    counts = job_counts(session, [job.id])[job.id]
     rows = recipients_page(
         session,
         job_id=job.id,
