@@ -1,7 +1,8 @@
 """The vendors' push callbacks: delivery reports, replies, audit results.
 
-Pushes are stored as received, then applied by a worker (`herald.apply_push`), so a push is
-never lost to a worker that is down.
+Pushes are stored as received, in one INSERT, and answered; the doorbell then wakes a worker
+that applies stored pushes in batches (worker/push_doorbell.py), so a push is never lost to a
+worker that is down, and no push costs a Celery task of its own.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from worker.api.deps import SessionDep
 from worker.api.responses import error, errors
 from worker.errors import CallbackRejected
 from worker.log_redaction import MASK, RedactLogs
-from worker.names import APPLY_PUSH_TASK, CHUANGRUI_REPORT_SEEN_KEY_PREFIX
+from worker.names import CHUANGRUI_REPORT_SEEN_KEY_PREFIX
+from worker.push_doorbell import doorbell
 from worker.redis_client import redis_client
 from worker.settings import get_settings
-from worker.store import push_digest, record_push, utcnow
+from worker.store import push_digest, utcnow
+from worker.store.pushes import insert_push
 from worker.vendors import chuangrui
 
 CREDENTIAL_FIELDS = frozenset({"pwd", "password", "apikey", "appkey", "accesssecret", "token"})
@@ -76,7 +79,7 @@ async def veesing_push(
     """A Veesing push (form-encoded): SMS receipts and replies, MMS audit results and
     receipts, voice receipts. Stored as received, then applied by a worker."""
     payload = await request_fields(request)
-    await run_in_threadpool(store_and_apply_push, session, "veesing", product, payload)
+    await run_in_threadpool(store_push_and_ring, session, "veesing", product, payload)
     return "ok"
 
 
@@ -121,7 +124,7 @@ async def chuangrui_report_push(request: Request, session: SessionDep) -> str:
         await run_in_threadpool(refuse_replay, payload)
     except CallbackRejected as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-    await run_in_threadpool(store_and_apply_push, session, "chuangrui", "report", payload)
+    await run_in_threadpool(store_push_and_ring, session, "chuangrui", "report", payload)
     await run_in_threadpool(remember_signature, payload, settings.chuangrui_push_max_age_s)
     return "ok"
 
@@ -159,7 +162,7 @@ async def chuangrui_mo_push(request: Request, session: SessionDep) -> str:
         chuangrui.verify_push_login(payload, name=settings.chuangrui_mo_name, pwd=pwd)
     except CallbackRejected as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-    await run_in_threadpool(store_and_apply_push, session, "chuangrui", "mo", payload)
+    await run_in_threadpool(store_push_and_ring, session, "chuangrui", "mo", payload)
     return "ok"
 
 
@@ -204,23 +207,16 @@ def without_credentials(payload: dict[str, str]) -> dict[str, str]:
     }
 
 
-def store_and_apply_push(session: Session, vendor: str, kind: str, payload: dict[str, str]) -> int:
-    """Store the push and have a worker apply it; a vendor's retry of a stored push is a no-op.
+def store_push_and_ring(session: Session, vendor: str, kind: str, payload: dict[str, str]) -> bool:
+    """Store the push and wake the applier; whether it was new (a vendor's retry of a stored
+    push is a no-op).
 
-    Committed before the task is sent: the worker must find the push it is asked to apply.
+    Committed before the bell rings: the applier must find the push it is woken for.
     Credential fields are masked first (their check is done): the store keeps no password.
     """
     payload = without_credentials(payload)
-    push, created = record_push(session, vendor=vendor, kind=kind, payload=payload, now=utcnow())
+    created = insert_push(session, vendor=vendor, kind=kind, payload=payload, now=utcnow())
     session.commit()
-    push_id = push.id
-    assert push_id is not None
-    if not created:
-        return push_id
-    from worker.app import app
-
-    try:
-        app.send_task(APPLY_PUSH_TASK, args=[push_id])
-    except Exception:  # the push is stored: the sweeper applies it when the broker is back
-        log.warning("could not enqueue push %s; the sweeper will apply it", push_id, exc_info=True)
-    return push_id
+    if created is not None:
+        doorbell.ring()
+    return created is not None
