@@ -33,29 +33,31 @@ BUDGET_SHARE_OF_TASK_LIMIT = 0.25
 def apply_pushes() -> str:
     deadline = monotonic() + BUDGET_SHARE_OF_TASK_LIMIT * get_settings().task_time_limit_s
     try:
-        taken = drain(deadline)
+        taken, more_left = drain(deadline)
     except StoreUnavailable as exc:  # what is stored waits for the next ring or the sweep
         log.warning("applying pushes stopped: %s", exc)
         return "store unreachable"
-    if monotonic() >= deadline:
+    if more_left:
         send_applier()
         return f"{taken} pushes taken; more left: sent again"
     return f"{taken} pushes taken"
 
 
-def drain(deadline: float) -> int:
-    """Apply batches until none is left (the door opened, one last look found nothing) or the
-    deadline passed; how many pushes were taken."""
+def drain(deadline: float) -> tuple[int, bool]:
+    """Apply batches until none is left (the door opened, and one more look found nothing) or
+    the deadline passed after a batch; how many pushes were taken, and whether more may be
+    left. Every run applies at least one batch, so a run sent again always makes progress."""
     taken = 0
     door_open = False
-    while monotonic() < deadline:
+    while True:
         count = apply_batch(now=utcnow())
         taken += count
-        if count:
-            door_open = False
+        if count == 0:
+            if door_open:
+                return taken, False
+            open_door()
+            door_open = True
             continue
-        if door_open:
-            break
-        open_door()
-        door_open = True
-    return taken
+        door_open = False
+        if monotonic() >= deadline:
+            return taken, True

@@ -16,17 +16,34 @@ from __future__ import annotations
 
 import logging
 import threading
+from functools import cache
 
 import redis
 
 from worker.names import APPLY_PUSHES_TASK, PUSH_DOORBELL_KEY
-from worker.redis_client import redis_client
+from worker.redis_client import redis_from_url
+from worker.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 DOORBELL_HOLD_MS = 200
-"""How long one ring stands for every push stored after it: at most this many tasks a second
-are sent, whatever the rate of pushes."""
+"""How long one ring stands for every push stored after it: at most 1000 / DOORBELL_HOLD_MS
+tasks a second are sent, whatever the rate of pushes."""
+REDIS_TIMEOUT_S = 1.0
+"""A Redis that does not answer within this holds a push's answer no longer (the push is
+stored; the sweep applies it)."""
+
+
+@cache
+def doorbell_redis() -> redis.Redis:
+    """The limits' Redis (`worker.redis_client`), with short timeouts: a Redis that hangs must
+    not hold the vendor's push open."""
+    settings = get_settings()
+    return redis_from_url(
+        settings.limits_redis_url or settings.redis_url,
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+    )
 
 
 class Doorbell:
@@ -39,7 +56,7 @@ class Doorbell:
     def ring(self) -> bool:
         """Send an applier unless a recent ring did; whether a task was sent."""
         try:
-            if not redis_client().set(PUSH_DOORBELL_KEY, "1", nx=True, px=DOORBELL_HOLD_MS):
+            if not doorbell_redis().set(PUSH_DOORBELL_KEY, "1", nx=True, px=DOORBELL_HOLD_MS):
                 self.working()
                 return False
         except redis.RedisError as exc:
@@ -76,7 +93,7 @@ def send_applier() -> None:
 def open_door() -> None:
     """Let the next stored push ring again (the applier found nothing left)."""
     try:
-        redis_client().delete(PUSH_DOORBELL_KEY)
+        doorbell_redis().delete(PUSH_DOORBELL_KEY)
     except redis.RedisError as exc:  # the key expires by itself within the hold
         log.debug("could not open the push doorbell: %s", exc)
 

@@ -87,8 +87,29 @@ def settle_reports(
                     }
                 )
     if events:
-        session.execute(sa.insert(DeliveryEvent), events)
+        record_history(session, events=events)
     return settled
+
+
+def record_history(session: Session, *, events: list[dict[str, Any]]) -> None:
+    """One INSERT of the moves' `DeliveryEvent` rows (on PostgreSQL one array per column)."""
+    if not is_postgresql(session):
+        session.execute(sa.insert(DeliveryEvent), events)
+        return
+    statement = sa.text(
+        "INSERT INTO deliveryevent (delivery_id, at, from_status, to_status, detail)"
+        " SELECT u.delivery_id, :at, u.from_status, u.to_status, u.detail"
+        " FROM unnest(CAST(:ids AS integer[]), CAST(:froms AS text[]), CAST(:tos AS text[]),"
+        " CAST(:details AS text[])) AS u(delivery_id, from_status, to_status, detail)"
+    )
+    params = {
+        "at": events[0]["at"],
+        "ids": [e["delivery_id"] for e in events],
+        "froms": [e["from_status"] for e in events],
+        "tos": [e["to_status"] for e in events],
+        "details": [e["detail"] for e in events],
+    }
+    session.execute(statement, params)
 
 
 def by_target(moves: list[Move]) -> Iterator[list[Move]]:
@@ -128,12 +149,15 @@ REPORTABLE_VALUES = tuple(status.value for status in REPORTABLE)
 def match_postgresql(
     session: Session, *, vendor: str, channel: Channel, reports: list[DeliveryReport]
 ) -> list[tuple[int, str, str, str]]:
+    # One index lookup per report, whatever the planner's statistics say (a batch of new
+    # deliveries may not be analysed yet): the LATERAL subquery with OFFSET 0 is never
+    # flattened into a join that could scan all of the vendor's deliveries once per report.
     statement = sa.text(
-        "SELECT d.id, d.status, d.vendor_ref, d.phone"
+        "SELECT d.id, d.status, k.ref, k.phone"
         " FROM unnest(CAST(:refs AS text[]), CAST(:phones AS text[])) AS k(ref, phone)"
-        " JOIN delivery AS d ON d.vendor_ref = k.ref AND d.phone = k.phone"
-        " WHERE d.vendor = :vendor AND d.channel = :channel"
-        " AND d.status = ANY(CAST(:reportable AS text[]))"
+        " CROSS JOIN LATERAL (SELECT id, status FROM delivery"
+        " WHERE vendor = :vendor AND channel = :channel AND vendor_ref = k.ref"
+        " AND phone = k.phone AND status = ANY(CAST(:reportable AS text[])) OFFSET 0) AS d"
     )
     params = {
         "refs": [r.vendor_ref for r in reports],
@@ -180,13 +204,14 @@ def move_postgresql(session: Session, *, moves: list[Move], now: datetime) -> li
     first = moves[0].report
     with_detail = first.detail is not None
     detail_set = ", report_detail = CAST(u.detail AS json)" if with_detail else ""
+    # `d.id = ANY(:ids)` lets the primary key find the rows, whatever the statistics say.
     statement = sa.text(
         "UPDATE delivery AS d SET status = :to, updated_at = :now,"
         f" vendor_status = u.vendor_status, reported_at = u.reported_at{detail_set}"
         " FROM unnest(CAST(:ids AS integer[]), CAST(:froms AS text[]),"
         " CAST(:vendor_statuses AS text[]), CAST(:reported AS timestamptz[]),"
         " CAST(:details AS text[])) AS u(id, from_status, vendor_status, reported_at, detail)"
-        " WHERE d.id = u.id AND d.status = u.from_status"
+        " WHERE d.id = u.id AND d.status = u.from_status AND d.id = ANY(CAST(:ids AS integer[]))"
         " RETURNING d.id"
     )
     params = {
