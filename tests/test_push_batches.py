@@ -22,6 +22,7 @@ import tasks.push_drain
 import tasks.pushes
 import worker.push_doorbell
 from tests.conftest import CALLBACK_TOKEN
+from worker.api import callbacks
 from worker.delivery_reports import VendorNews
 from worker.enums import Channel, DeliveryStatus
 from worker.errors import PushesRaced
@@ -419,6 +420,7 @@ def test_a_redis_outage_does_not_fail_a_push(
 
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
     monkeypatch.setattr(worker.push_doorbell, "doorbell_redis", lambda: dead)
+    monkeypatch.setattr(callbacks, "doorbell", worker.push_doorbell.Doorbell())
     url = f"/callbacks/veesing/sms/{CALLBACK_TOKEN}"
     with TestClient(api) as client:
         answers = [client.post(url, data=reply(n)).status_code for n in range(3)]
