@@ -10,7 +10,7 @@
   recipients awaiting an MMS audit move on once it is decided, or fail when it never comes;
   recipients `submitted` past the report deadline with no report become `unknown`; 5C report
   pages a poll had to spool on this machine are imported (tasks/reports.py); pushes not yet
-  applied are applied again, each on its own (tasks/pushes.py `sweep_pushes`).
+  applied are applied again, in batches (tasks/pushes.py `sweep_pushes`).
 """
 
 from __future__ import annotations

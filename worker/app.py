@@ -47,6 +47,7 @@ from worker.due_release import DueReleaseStep
 from worker.liveness import LivenessStep, probe, quiet_probe_logs
 from worker.names import (
     APPLY_PUSH_TASK,
+    APPLY_PUSHES_TASK,
     LIVENESS_TASK,
     POLL_BALANCES_TASK,
     POLL_FIVEC_REPORTS_TASK,
@@ -66,6 +67,7 @@ QUEUES = (SEND_QUEUE, MAINTENANCE_QUEUE, PUSHES_QUEUE)
 TASK_MODULES = [
     "tasks.send",
     "tasks.pushes",
+    "tasks.push_drain",
     "tasks.reports",
     "tasks.maintenance",
     "tasks.balances",
@@ -120,6 +122,7 @@ def make_celery() -> Celery:
             RELEASE_DUE_TASK: {"queue": MAINTENANCE_QUEUE},
             SWEEP_TASK: {"queue": MAINTENANCE_QUEUE},
             APPLY_PUSH_TASK: {"queue": PUSHES_QUEUE},  # never ahead of beat's tasks in one queue
+            APPLY_PUSHES_TASK: {"queue": PUSHES_QUEUE},
             POLL_BALANCES_TASK: {"queue": MAINTENANCE_QUEUE},
             POLL_FIVEC_REPORTS_TASK: {"queue": MAINTENANCE_QUEUE},
             LIVENESS_TASK: {"queue": MAINTENANCE_QUEUE},  # sent to the worker's own queue

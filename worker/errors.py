@@ -104,6 +104,11 @@ class StoreUnavailable(HeraldError):
     """
 
 
+class PushesRaced(HeraldError):
+    """Another applier marked some pushes of a batch applied while this one applied them: the
+    batch is rolled back (they must not be applied twice)."""
+
+
 class SpoolError(HeraldError):
     """A record could not be written to, or read from, the local spool folder (worker/spool.py)."""
 

@@ -9,6 +9,9 @@ which `:` and the rest of the key are appended, in `_KEY_PREFIX`.
 
 SEND_JOB_TASK = "herald.send_job"
 APPLY_PUSH_TASK = "herald.apply_push"
+"""One stored push applied alone (the fallback of a batch; kept for messages already queued)."""
+APPLY_PUSHES_TASK = "herald.apply_pushes"
+"""The stored pushes not applied yet, applied in batches until none is left (the doorbell's)."""
 RELEASE_DUE_TASK = "herald.release_due"
 SWEEP_TASK = "herald.sweep"
 POLL_BALANCES_TASK = "herald.poll_balances"
@@ -34,3 +37,6 @@ FIVEC_LAST_POLL_KEY = "herald:last-poll:fivec-reports"
 """When the last 5C report poll answered (POSIX seconds): the report-poll lag metric."""
 RELEASE_DUE_LOCK_KEY = "herald:once:release-due"
 """Set for one release interval by the worker that releases due recipients in it."""
+PUSH_DOORBELL_KEY = "herald:once:apply-pushes"
+"""Set by the API request that sent an `apply_pushes` task, for a short hold
+(`worker.push_doorbell`): the pushes stored meanwhile ride on that task."""

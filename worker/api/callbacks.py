@@ -1,7 +1,8 @@
 """The vendors' push callbacks: delivery reports, replies, audit results.
 
-Pushes are stored as received, then applied by a worker (`herald.apply_push`), so a push is
-never lost to a worker that is down.
+Pushes are stored as received, in one INSERT, and answered; the doorbell then wakes a worker
+that applies stored pushes in batches (worker/push_doorbell.py), so a push is never lost to a
+worker that is down, and no push costs a Celery task of its own.
 """
 
 from __future__ import annotations
@@ -13,17 +14,17 @@ from typing import Annotated, Any, Literal
 import redis
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from fastapi.responses import PlainTextResponse
-from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from worker.api.deps import SessionDep
 from worker.api.responses import error, errors
 from worker.errors import CallbackRejected
 from worker.log_redaction import MASK, RedactLogs
-from worker.names import APPLY_PUSH_TASK, CHUANGRUI_REPORT_SEEN_KEY_PREFIX
+from worker.names import CHUANGRUI_REPORT_SEEN_KEY_PREFIX
+from worker.push_doorbell import doorbell
 from worker.redis_client import redis_client
 from worker.settings import get_settings
-from worker.store import push_digest, record_push, utcnow
+from worker.store import push_digest, session_scope, utcnow
+from worker.store.pushes import insert_push
 from worker.vendors import chuangrui
 
 CREDENTIAL_FIELDS = frozenset({"pwd", "password", "apikey", "appkey", "accesssecret", "token"})
@@ -71,12 +72,11 @@ VeesingProduct = Literal["sms", "mms", "voice"]
 async def veesing_push(
     product: Annotated[VeesingProduct, Path(description="Whose push: sms, mms or voice.")],
     request: Request,
-    session: SessionDep,
 ) -> str:
     """A Veesing push (form-encoded): SMS receipts and replies, MMS audit results and
     receipts, voice receipts. Stored as received, then applied by a worker."""
     payload = await request_fields(request)
-    await run_in_threadpool(store_and_apply_push, session, "veesing", product, payload)
+    await run_in_threadpool(store_push_and_ring, "veesing", product, payload)
     return "ok"
 
 
@@ -100,7 +100,7 @@ each has an operation id of its own in the OpenAPI."""
 
 @router.get(**REPORT_ROUTE, operation_id="chuangrui_report_push_get")
 @router.post(**REPORT_ROUTE, operation_id="chuangrui_report_push_post")
-async def chuangrui_report_push(request: Request, session: SessionDep) -> str:
+async def chuangrui_report_push(request: Request) -> str:
     """A Chuangrui status report: refused (403, nothing stored) unless its MD5 signature
     matches HERALD_CHUANGRUI_ACCESS_SECRET and its timestamp is fresh."""
     payload = await request_fields(request)
@@ -121,7 +121,7 @@ async def chuangrui_report_push(request: Request, session: SessionDep) -> str:
         await run_in_threadpool(refuse_replay, payload)
     except CallbackRejected as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-    await run_in_threadpool(store_and_apply_push, session, "chuangrui", "report", payload)
+    await run_in_threadpool(store_push_and_ring, "chuangrui", "report", payload)
     await run_in_threadpool(remember_signature, payload, settings.chuangrui_push_max_age_s)
     return "ok"
 
@@ -143,7 +143,7 @@ MO_ROUTE: dict[str, Any] = {
 
 @router.get(**MO_ROUTE, operation_id="chuangrui_mo_push_get")
 @router.post(**MO_ROUTE, operation_id="chuangrui_mo_push_post")
-async def chuangrui_mo_push(request: Request, session: SessionDep) -> str:
+async def chuangrui_mo_push(request: Request) -> str:
     """A Chuangrui uplink (MO) push, checked against HERALD_CHUANGRUI_MO_NAME/_PWD. Without a
     pwd to check, anyone could forge a `TD` and suppress any number: refused (403) unless
     HERALD_CHUANGRUI_MO_ALLOW_UNSIGNED says the operator accepts that."""
@@ -159,7 +159,7 @@ async def chuangrui_mo_push(request: Request, session: SessionDep) -> str:
         chuangrui.verify_push_login(payload, name=settings.chuangrui_mo_name, pwd=pwd)
     except CallbackRejected as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-    await run_in_threadpool(store_and_apply_push, session, "chuangrui", "mo", payload)
+    await run_in_threadpool(store_push_and_ring, "chuangrui", "mo", payload)
     return "ok"
 
 
@@ -204,23 +204,17 @@ def without_credentials(payload: dict[str, str]) -> dict[str, str]:
     }
 
 
-def store_and_apply_push(session: Session, vendor: str, kind: str, payload: dict[str, str]) -> int:
-    """Store the push and have a worker apply it; a vendor's retry of a stored push is a no-op.
+def store_push_and_ring(vendor: str, kind: str, payload: dict[str, str]) -> bool:
+    """Store the push and wake the applier; whether it was new (a vendor's retry of a stored
+    push is a no-op). One call in the threadpool, one INSERT, one commit: the whole cost of a
+    push to the API (an unreachable store leaves as `StoreUnavailable`, answered 503).
 
-    Committed before the task is sent: the worker must find the push it is asked to apply.
+    Committed before the bell rings: the applier must find the push it is woken for.
     Credential fields are masked first (their check is done): the store keeps no password.
     """
     payload = without_credentials(payload)
-    push, created = record_push(session, vendor=vendor, kind=kind, payload=payload, now=utcnow())
-    session.commit()
-    push_id = push.id
-    assert push_id is not None
-    if not created:
-        return push_id
-    from worker.app import app
-
-    try:
-        app.send_task(APPLY_PUSH_TASK, args=[push_id])
-    except Exception:  # the push is stored: the sweeper applies it when the broker is back
-        log.warning("could not enqueue push %s; the sweeper will apply it", push_id, exc_info=True)
-    return push_id
+    with session_scope() as session:
+        created = insert_push(session, vendor=vendor, kind=kind, payload=payload, now=utcnow())
+    if created is not None:
+        doorbell.ring()
+    return created is not None

@@ -150,7 +150,19 @@ class DeliveryEvent(SQLModel, table=True):
 class VendorPush(SQLModel, table=True):
     """A push from a vendor (or a pulled report page), stored as received before it is applied.
     `digest` identifies its content: vendors retry pushes they think were
-    lost, and a retry must not become a second reply or a second history entry."""
+    lost, and a retry must not become a second reply or a second history entry.
+
+    `ix_vendorpush_untried` holds only the pushes no applier has tried yet, which the appliers
+    take oldest first: however many applied pushes the table keeps, that stays a short read."""
+
+    __table_args__ = (
+        sa.Index(
+            "ix_vendorpush_untried",
+            "id",
+            postgresql_where=sa.text("applied_at IS NULL AND outcome IS NULL"),
+            sqlite_where=sa.text("applied_at IS NULL AND outcome IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     vendor: str = Field(max_length=32)

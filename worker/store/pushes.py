@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy.exc import IntegrityError
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from worker.errors import PushesRaced
 from worker.store.models import InboundMessage, VendorPush
+from worker.store.reports import ReportOutcome
 
 NUL_MARKER = "\\u0000"
 """What a NUL character of a push is stored as."""
@@ -35,23 +39,40 @@ def push_digest(vendor: str, kind: str, payload: dict[str, str]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def insert_push(
+    session: Session, *, vendor: str, kind: str, payload: dict[str, str], now: datetime
+) -> int | None:
+    """Store a push as received (NUL characters escaped) in one statement; its new id, or None
+    when the same push was stored before (`INSERT ... ON CONFLICT (digest) DO NOTHING`)."""
+    payload = without_nul(payload)
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(VendorPush)
+        .values(
+            vendor=vendor,
+            kind=kind,
+            payload=payload,
+            digest=push_digest(vendor, kind, payload),
+            received_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["digest"])
+        .returning(col(VendorPush.id))
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
 def record_push(
     session: Session, *, vendor: str, kind: str, payload: dict[str, str], now: datetime
 ) -> tuple[VendorPush, bool]:
     """Store a push as received (NUL characters escaped); `(push, False)` when the same push was
     stored before."""
-    payload = without_nul(payload)
-    digest = push_digest(vendor, kind, payload)
-    existing = session.exec(select(VendorPush).where(col(VendorPush.digest) == digest)).first()
-    if existing is not None:
-        return existing, False
-    push = VendorPush(vendor=vendor, kind=kind, payload=payload, digest=digest, received_at=now)
-    try:
-        with session.begin_nested():
-            session.add(push)
-    except IntegrityError:  # the same push, stored by a concurrent request a moment ago
+    push_id = insert_push(session, vendor=vendor, kind=kind, payload=payload, now=now)
+    if push_id is None:
+        digest = push_digest(vendor, kind, without_nul(payload))
         stored = session.exec(select(VendorPush).where(col(VendorPush.digest) == digest)).one()
         return stored, False
+    push = session.get(VendorPush, push_id)
+    assert push is not None
     return push, True
 
 
@@ -92,6 +113,43 @@ def pushes_to_retry(session: Session, *, after_id: int, limit: int) -> list[int]
     if len(found) < limit:
         found += ids(col(VendorPush.id) <= after_id, limit - len(found))
     return found
+
+
+def take_pushes(session: Session, *, ids: Sequence[int] | None, limit: int) -> list[VendorPush]:
+    """Unapplied pushes for this transaction alone: those of `ids` still unapplied, or (without
+    `ids`) the oldest `limit` never tried. On PostgreSQL they are locked and pushes another
+    transaction holds are skipped (`FOR UPDATE SKIP LOCKED`), so two appliers never take the
+    same push; SQLite has one writer, and `mark_pushes` checks that none was applied meanwhile."""
+    statement = select(VendorPush).where(col(VendorPush.applied_at).is_(None))
+    if ids is None:
+        statement = statement.where(col(VendorPush.outcome).is_(None))
+    else:
+        statement = statement.where(col(VendorPush.id).in_(ids))
+    statement = statement.order_by(col(VendorPush.id)).limit(limit)
+    return list(session.exec(statement.with_for_update(skip_locked=True)))
+
+
+def mark_pushes(session: Session, *, outcomes: Mapping[int, str], now: datetime) -> None:
+    """Record what applying each push came to, one UPDATE per distinct outcome (a batch has
+    few): applied, except those whose report named no stored delivery yet (`unmatched`), which
+    keep waiting for the sweep. Raises `PushesRaced` when another applier marked one of them
+    first (the caller's transaction must then be rolled back)."""
+    by_outcome: dict[str, list[int]] = {}
+    for push_id, outcome in outcomes.items():
+        by_outcome.setdefault(outcome, []).append(push_id)
+    marked = 0
+    for outcome, ids in by_outcome.items():
+        values: dict[str, Any] = {"outcome": outcome}
+        if outcome != ReportOutcome.UNMATCHED:
+            values["applied_at"] = now
+        statement = (
+            sa.update(VendorPush)
+            .where(col(VendorPush.id).in_(ids), col(VendorPush.applied_at).is_(None))
+            .values(**values)
+        )
+        marked += cast(sa.CursorResult[Any], session.execute(statement)).rowcount
+    if marked != len(outcomes):
+        raise PushesRaced(f"{len(outcomes) - marked} of {len(outcomes)} pushes applied meanwhile")
 
 
 def quarantine_push(session: Session, *, push_id: int, error: str, now: datetime) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from urllib.parse import quote_plus
 
 import httpx
@@ -281,16 +282,28 @@ def _parse_record(index: int, record: str) -> DeliveryReport:
 
 
 def _report_time(value: str, where: str) -> datetime:
+    moment = _calendar_time(value)
+    if moment is None:
+        raise ReportFormatError(f"{where}: time is not yyyy-MM-dd HH:mm:ss: {value!r}")
+    if isinstance(moment, str):
+        raise ReportFormatError(f"{where}: time is not a calendar time: {value!r}")
+    return in_utc_range(moment, field=f"{where}: time")
+
+
+@lru_cache(maxsize=4096)
+def _calendar_time(value: str) -> datetime | str | None:
+    """The Shanghai time `value` writes; None when it is not of the form, the words of the
+    refusal when it is no calendar time. Cached: a page of many records repeats its seconds,
+    and reading a time is most of the cost of reading a record."""
     match = REPORT_TIME.match(re.sub(r"\s+", "", value))
     if match is None:
-        raise ReportFormatError(f"{where}: time is not yyyy-MM-dd HH:mm:ss: {value!r}")
+        return None
     try:
-        moment = datetime.strptime(f"{match[1]} {match[2]}", REPORT_TIME_FORMAT).replace(
+        return datetime.strptime(f"{match[1]} {match[2]}", REPORT_TIME_FORMAT).replace(
             tzinfo=SHANGHAI
         )
-    except ValueError:
-        raise ReportFormatError(f"{where}: time is not a calendar time: {value!r}") from None
-    return in_utc_range(moment, field=f"{where}: time")
+    except ValueError as exc:
+        return str(exc)
 
 
 # The client --------------------------------------------------------------------------------------
