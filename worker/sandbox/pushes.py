@@ -4,13 +4,14 @@ concurrency so that a flood of receipts never starves the sandbox's own API.
 A push is a form-encoded POST. Vendors push one report per request (Veesing: "每产生一条回执,
 则推送一条") or one per sendid and state (Chuangrui); the callers build them so, and this module
 sends each as it is. Pushes wait in a timer heap until due, then in a queue drained by
-`push_workers` workers, each with its own connection to the receiver (`push_transport`): no
-push waits for a connection, and a push that waits for a free worker has not been tried yet.
+`push_workers` workers sharing one aiohttp client that keeps a connection per worker
+(`push_clients`): no push waits for a connection, and a push that waits for a free worker has not
+been tried yet.
 
 A try is a request the receiver failed: a connection error, a timeout, or an answer that is not
 2xx. After `push_attempts` tries (waiting `push_retry_s`, then twice that, ... between them) the
-push is given up. A client-side failure that says nothing about the receiver (httpx's pool,
-used for https, had no free connection) is not a try: the push is tried again after
+push is given up. A client-side failure that says nothing about the receiver (the pool of an
+injected httpx transport had no free connection) is not a try: the push is tried again after
 `push_retry_s`. Every push ends in the push log (`GET /_sandbox/pushes`), delivered or given up.
 
 The pipeline runs on its own thread with its own event loop (`push_thread`, the default) or as
@@ -35,7 +36,13 @@ from urllib.parse import urlencode
 import httpx
 
 from worker.sandbox.config import SandboxConfig
-from worker.sandbox.push_transport import PushTransport
+from worker.sandbox.push_clients import (
+    CLIENT_FAILED,
+    DELIVERED,
+    AiohttpPushClient,
+    PushClient,
+    TransportPushClient,
+)
 from worker.sandbox.state import SandboxState
 
 log = logging.getLogger("worker.sandbox.pushes")
@@ -75,9 +82,6 @@ class PushSender:
         self._task: asyncio.Task[None] | None = None
         self._started = threading.Event()
         self._order = itertools.count()
-        self._extensions = {"timeout": httpx.Timeout(config.push_timeout_s).as_dict()}
-        self._urls: dict[str, httpx.URL] = {}
-        """Each push URL parsed once: parsing was a fifth of a push's cost."""
 
     def schedule(
         self,
@@ -174,28 +178,31 @@ class PushSender:
         workers = self._config.push_workers
         queue: asyncio.Queue[Push] = asyncio.Queue()
         heap: list[tuple[float, int, Push]] = []
-        limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
-        shared = self._transport or httpx.AsyncHTTPTransport(limits=limits)
-        transports: list[httpx.AsyncBaseTransport] = [
-            shared if self._transport else PushTransport(self._config.push_timeout_s, shared)
-            for _ in range(workers)
-        ]
-        tasks = [asyncio.create_task(self._work(t, queue, heap)) for t in transports]
+        timeout_s = self._config.push_timeout_s
+        client: PushClient = (
+            AiohttpPushClient(workers, timeout_s)
+            if self._transport is None
+            else TransportPushClient(self._transport, timeout_s)
+        )
+        tasks = [asyncio.create_task(self._work(client, queue, heap)) for _ in range(workers)]
         dispatcher = asyncio.create_task(self._dispatch(queue, heap))
         await self._stopped.wait()
         for task in (*tasks, dispatcher):
             task.cancel()
         await asyncio.gather(*tasks, dispatcher, return_exceptions=True)
-        for transport in {*transports, shared}:
-            await transport.aclose()
+        await client.close()
 
     async def _dispatch(
         self, queue: asyncio.Queue[Push], heap: list[tuple[float, int, Push]]
     ) -> None:
-        """Move due pushes from the inbox and the timer heap to the workers' queue."""
-        assert self._wakeup is not None
+        """Move due pushes from the inbox and the timer heap to the workers' queue.
+
+        Runs until the pipeline is stopped, not only until cancelled: Python 3.11's `wait_for`
+        swallows a cancellation that arrives as the wakeup it waits on is set (`close` does
+        both at once), and the dispatcher would then wait forever on an empty heap."""
+        assert self._wakeup is not None and self._stopped is not None
         generation = -1
-        while True:
+        while not self._stopped.is_set():
             self._wakeup.clear()
             with self._lock:
                 inbox, self._inbox = self._inbox, []
@@ -215,7 +222,7 @@ class PushSender:
 
     async def _work(
         self,
-        transport: httpx.AsyncBaseTransport,
+        client: PushClient,
         queue: asyncio.Queue[Push],
         heap: list[tuple[float, int, Push]],
     ) -> None:
@@ -223,11 +230,11 @@ class PushSender:
             push = await queue.get()
             if push.generation != self._generation:
                 continue
-            error = await self._try(transport, push)
-            if error is None:
+            error = await self._try(client, push)
+            if error is DELIVERED:
                 self._finish(push, "delivered", "")
                 continue
-            if error == "":
+            if error == CLIENT_FAILED:
                 self._later(heap, push, self._config.push_retry_s)
                 continue
             push.tries += 1
@@ -243,31 +250,16 @@ class PushSender:
         assert self._wakeup is not None
         self._wakeup.set()
 
-    async def _try(self, transport: httpx.AsyncBaseTransport, push: Push) -> str | None:
-        """None when delivered; "" when the client failed before reaching the receiver (not a
-        try); else what the receiver did wrong."""
+    async def _try(self, client: PushClient, push: Push) -> str | None:
+        """`DELIVERED`; `CLIENT_FAILED` when the client failed before reaching the receiver (not
+        a try); else what the receiver did wrong."""
         body = urlencode(push.fields, encoding=push.encoding).encode("ascii")
-        headers = {"Content-Type": f"application/x-www-form-urlencoded;charset={push.encoding}"}
-        url = self._urls.get(push.url)
-        if url is None:
-            url = self._urls[push.url] = httpx.URL(push.url)
-        request = httpx.Request(
-            "POST", url, content=body, headers=headers, extensions=self._extensions
-        )
+        content_type = f"application/x-www-form-urlencoded;charset={push.encoding}"
         try:
-            reply = await transport.handle_async_request(request)
-            try:
-                await reply.aread()
-            finally:
-                await reply.aclose()
-        except httpx.PoolTimeout:
-            return ""
-        except httpx.HTTPError as exc:
-            return f"{type(exc).__name__}: {exc}"
+            return await client.post(push.url, body, content_type)
         except Exception as exc:  # a push must end in the log, whatever went wrong
             log.exception("push %s to %s failed in the client", push.kind, push.url)
             return f"{type(exc).__name__}: {exc}"
-        return None if reply.is_success else f"HTTP {reply.status_code}"
 
     def _finish(self, push: Push, result: str, error: str) -> None:
         entry = {
