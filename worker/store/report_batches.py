@@ -241,11 +241,15 @@ def move_sqlite(session: Session, *, moves: Sequence[Move], now: datetime) -> li
         f"(:id{n}, :from{n}, :vendor_status{n}, :reported{n}, :detail{n})"
         for n in range(len(moves))
     )
+    # The statement begins with UPDATE, not WITH: Python's sqlite3 opens its transaction only
+    # before a statement it sees is a write, and a WITH ... UPDATE would run outside the batch's
+    # transaction, committed at once and never rolled back with it.
     statement = sa.text(
-        f"WITH u(id, from_status, vendor_status, reported_at, detail) AS (VALUES {rows})"
-        " UPDATE delivery SET status = :to, updated_at = :now,"
+        "UPDATE delivery SET status = :to, updated_at = :now,"
         f" vendor_status = u.vendor_status, reported_at = u.reported_at{detail_set}"
-        " FROM u WHERE delivery.id = u.id AND delivery.status = u.from_status"
+        " FROM (SELECT column1 AS id, column2 AS from_status, column3 AS vendor_status,"
+        f" column4 AS reported_at, column5 AS detail FROM (VALUES {rows})) AS u"
+        " WHERE delivery.id = u.id AND delivery.status = u.from_status"
         " RETURNING delivery.id"
     )
     params: dict[str, Any] = {"to": first.status.value, "now": as_time(now)}
