@@ -240,7 +240,7 @@ def test_a_receiver_that_was_down_gets_everything_once_it_is_back(
     receiver.stop()
     went_down = time.monotonic()
     job_ids = [system.send_sms(numbers(20), callback_url=receiver.url) for _ in range(2)]
-    system.wait_settled(job_ids, timeout_s=60)
+    system.wait_settled(job_ids, timeout_s=180)
     wait_until(
         lambda: endpoint_failures(engine, receiver.url) >= 2,
         timeout_s=30,
@@ -251,7 +251,7 @@ def test_a_receiver_that_was_down_gets_everything_once_it_is_back(
 
     receiver.start()
     expected = told_events(engine, job_ids)
-    arrived = wait_received(receiver, expected, timeout_s=30 + DOWN_S)
+    arrived = wait_received(receiver, expected, timeout_s=120 + DOWN_S)
 
     assert len(expected) == 2 * 20 * 2  # submitted and delivered, for each of 40 numbers
     assert_as_in_the_store(arrived, expected)
