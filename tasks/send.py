@@ -204,9 +204,10 @@ def deliver_via(job: Job, vendor: str, budget: RunBudget) -> int:
             )
             if claimed:  # lost in a crash of the store, the rows would still be queued
                 commit_without_waiting_for_disk(session)
-            sendable = drop_suppressed(session, job, claimed)
         if not claimed:
             return calls
+        with session_scope() as session:  # no statement at all unless the job is marketing
+            sendable = drop_suppressed(session, job, claimed)
         batches = batches_by_text(sendable)
         for index, batch in enumerate(batches):
             if index > 0 and budget.spent():
@@ -339,8 +340,7 @@ def route_around_breaker(job: Job, vendor: str, reason: str) -> None:
 
 
 def drop_suppressed(session: Session, job: Job, claimed: Sequence[Delivery]) -> list[Delivery]:
-    """Marketing never goes to a number that opted out: those recipients fail, saying why
-    (in the claim's own transaction)."""
+    """Marketing never goes to a number that opted out: those recipients fail, saying why."""
     if job.purpose is not Purpose.MARKETING or not claimed:
         return list(claimed)
     suppressed = suppressed_among(session, phones=[d.phone for d in claimed])
