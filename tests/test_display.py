@@ -45,7 +45,7 @@ def test_an_absent_time_is_shown_as_a_dash() -> None:
     assert display_optional(None) == "-"
 
 
-@pytest.mark.parametrize("name", ["Shanghai", "UTC+8", "+08:00", "Asia/Nowhere", "../../etc/x"])
+@pytest.mark.parametrize("name", ["Shanghai", "UTC+8", "+08:00", "Asia/Nowhere", "Asia/Shanghai/x"])
 def test_a_display_zone_that_is_not_an_iana_name_is_refused(name: str) -> None:
     with pytest.raises(ValidationError, match="HERALD_DISPLAY_TZ"):
         Settings(display_tz=name)

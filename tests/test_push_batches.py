@@ -7,6 +7,7 @@ received, comes to: the same statuses, report fields, history and push outcomes.
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -419,6 +420,13 @@ def test_a_redis_outage_does_not_fail_a_push(
     from worker.api import api
 
     dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    # Whatever earlier tests did to logging (disabled loggers, propagation), this test's own
+    # handler hears the doorbell's logger, once.
+    doorbell_log = logging.getLogger(worker.push_doorbell.__name__)
+    monkeypatch.setattr(doorbell_log, "disabled", False)
+    monkeypatch.setattr(doorbell_log, "propagate", False)
+    monkeypatch.setattr(doorbell_log, "handlers", [caplog.handler])
+    monkeypatch.setattr(doorbell_log, "level", logging.WARNING)
     monkeypatch.setattr(worker.push_doorbell, "doorbell_redis", lambda: dead)
     monkeypatch.setattr(callbacks, "doorbell", worker.push_doorbell.Doorbell())
     url = f"/callbacks/veesing/sms/{CALLBACK_TOKEN}"
